@@ -1,0 +1,39 @@
+# clicksentry — every target bootstraps what it needs on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench venv lock clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## make run: the whole job on the embedded default source (no AWS account, no services).
+run: $(STAMP)
+	$(BIN)/clicksentry run
+
+## make test: lint, unit tests, doctests and the real-minicluster tests.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/clicksentry bench
+
+## make lock: re-resolve the full lock after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/clicksentry-lock && $(PYTHON) -m venv /tmp/clicksentry-lock
+	/tmp/clicksentry-lock/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	/tmp/clicksentry-lock/bin/pip freeze --exclude-editable | sed '1i # Full lock of the project virtualenv (pip freeze). PyFlink 1.20 pins numpy 1.24 / pyarrow 11 /\n# cloudpickle 2.2: installing anything without this file upgrades them and breaks pyflink.\n# Regenerate: make lock' > constraints.txt
+
+clean:
+	rm -rf $(VENV) out dist

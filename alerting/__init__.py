@@ -1,0 +1,1 @@
+"""The Lambda function that turns anomaly records into SNS alerts."""

@@ -1,0 +1,1 @@
+"""Flink job wiring for clicksentry: configuration, sources, sinks and the job graph."""

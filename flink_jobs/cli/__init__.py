@@ -1,0 +1,57 @@
+"""The ``clicksentry`` console command.
+
+Each sub-command lives in its own module under :mod:`flink_jobs.cli` with two functions,
+``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported only when their
+command runs, so ``clicksentry alerts`` never imports PyFlink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import NamedTuple
+
+
+class Command(NamedTuple):
+    """One sub-command: its name, the module that implements it, and a one-line help."""
+
+    name: str
+    module: str
+    help: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "flink_jobs.cli.run", "run the anomaly job (embedded or Kinesis source)"),
+    Command("simulate", "flink_jobs.cli.simulate", "write simulated click events + ground truth"),
+    Command("bench", "flink_jobs.cli.bench", "measure the job against a pure-SQL baseline"),
+    Command("stack", "flink_jobs.cli.stack", "start/stop local kinesis-mock and moto server"),
+    Command("produce", "flink_jobs.cli.produce", "send simulated events to a Kinesis stream"),
+    Command("alerts", "flink_jobs.cli.alerts", "run the alerting Lambda locally on a stream"),
+    Command("score-series", "flink_jobs.cli.score_series", "score NAB-style CSV series"),
+    Command("evaluate", "flink_jobs.cli.evaluate", "NAB-style evaluation of scored series"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``clicksentry COMMAND ...`` to the command's module."""
+    argv = sys.argv[1:] if argv is None else argv
+    top = argparse.ArgumentParser(prog="clicksentry", description=__doc__.splitlines()[0])
+    top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parsers = {c.name: sub.add_parser(c.name, help=c.help, description=c.help) for c in COMMANDS}
+    name = next((a for a in argv if a in parsers), None)
+    if name is not None:
+        module = importlib.import_module(next(c.module for c in COMMANDS if c.name == name))
+        module.add_arguments(parsers[name])
+    args = top.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Anomaly scorers, thresholds, the model registry and training code."""

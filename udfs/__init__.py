@@ -1,0 +1,1 @@
+"""PyFlink functions that wrap the feature code and the models."""
