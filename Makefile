@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv lock clean
+.PHONY: run test lint bench venv lock clean jar emulators package
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/clicksentry run
 
 ## make test: lint, unit tests, doctests and the real-minicluster tests.
-test: $(STAMP)
+test: $(STAMP) emulators
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -37,3 +37,13 @@ lock:
 
 clean:
 	rm -rf $(VENV) out dist
+
+## make emulators: kinesis-mock (npm kinesis-local, version pinned in deploy/emulators/) into .emulators/.
+EMULATORS := .emulators/node_modules/kinesis-local/main.js
+emulators: $(EMULATORS)
+
+$(EMULATORS): deploy/emulators/package.json deploy/emulators/package-lock.json
+	mkdir -p .emulators
+	cp deploy/emulators/package.json deploy/emulators/package-lock.json .emulators/
+	cd .emulators && npm ci --no-audit --no-fund --loglevel=error
+	touch $@

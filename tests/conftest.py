@@ -1,0 +1,24 @@
+"""Shared fixtures: ``aws_stack``, the local AWS emulators (kinesis-mock + moto server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from flink_jobs import stack
+
+
+@pytest.fixture(scope="session")
+def aws_stack() -> Iterator[stack.LocalStack]:
+    """The local stack with every resource created; reused if already up, and only what this
+    session started is stopped at its end.
+
+    Yields a :class:`flink_jobs.stack.LocalStack`: endpoints, region, dummy credentials, stream
+    names and ARNs, bucket, topic ARN, queue URLs/ARNs, table names, and ``client(service)``.
+    """
+    local = stack.up()
+    try:
+        yield local
+    finally:
+        stack.down(local.started)
