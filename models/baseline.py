@@ -1,0 +1,185 @@
+"""Per-entity baseline: an exponentially weighted mean and variance of each feature.
+
+It is the small state kept per entity in Flink keyed state (a few hundred bytes). It turns a
+window's raw features into standardised deviations from that entity's own recent normal, so one
+shared model can score every entity: a click flood on a small ad and on a large one look alike.
+
+Counts are modelled on a ``log1p`` scale (a doubling is a doubling at any volume), shares and rates
+linearly; every standard deviation has a floor so a constant feature does not turn the first
+wobble into an infinite deviation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+COUNT_FEATURES: tuple[str, ...] = (
+    "events",
+    "impressions",
+    "clicks",
+    "page_views",
+    "add_to_carts",
+    "purchases",
+    "unique_users",
+    "unique_sessions",
+    "unique_ips",
+)
+SHARE_FEATURES: tuple[str, ...] = ("ctr", "top_ip_share", "bot_share")
+
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BaselineBatch:
+    """Decoded state of a batch of entities: windows seen, mean and variance (transformed)."""
+
+    count: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+
+
+class EwmaBaseline:
+    """Exponentially weighted mean / variance per entity and feature.
+
+    Args:
+        feature_names: feature order of the rows.
+        alpha: weight of a new window once warmed up (early windows get 1/n: a plain mean).
+        count_features: features modelled on the log1p scale.
+        share_features: features in 0..1 modelled linearly, floored by ``share_std_floor``.
+        log_std_floor: smallest standard deviation of a count feature (log1p units); counts
+            also get a counting-noise floor, ``1 / sqrt(1 + mean count)`` (a Poisson count's
+            standard deviation on the log1p scale), so small counts do not alarm on noise.
+        share_std_floor: smallest standard deviation of a share feature.
+        relative_std_floor: smallest standard deviation of any feature, as a fraction of its
+            absolute mean (plus ``1e-9``), on top of the two floors above.
+        update_clip: a window moves the baseline as if it were at most this many standard
+            deviations away, so one outlier does not wreck the variance (a lasting shift is
+            still learned within a few dozen windows).
+
+    >>> b = EwmaBaseline(["clicks", "ctr"])
+    >>> state = b.update(b.transform(np.array([[9.0, 0.02]])), b.decode([None]))
+    >>> [round(float(v), 3) for v in b.expected(b.decode(b.encode(state)))[0]]
+    [9.0, 0.02]
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        alpha: float = 0.05,
+        count_features: Sequence[str] = COUNT_FEATURES,
+        share_features: Sequence[str] = SHARE_FEATURES,
+        log_std_floor: float = 0.1,
+        share_std_floor: float = 0.002,
+        relative_std_floor: float = 0.05,
+        update_clip: float = 3.0,
+    ) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"baseline alpha must be in (0, 1], got {alpha!r}")
+        for name, value in (
+            ("log_std_floor", log_std_floor),
+            ("share_std_floor", share_std_floor),
+            ("relative_std_floor", relative_std_floor),
+            ("update_clip", update_clip),
+        ):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        self.feature_names = tuple(feature_names)
+        self.alpha = alpha
+        self.count_features = tuple(count_features)
+        self.share_features = tuple(share_features)
+        self.log_std_floor = log_std_floor
+        self.share_std_floor = share_std_floor
+        self.relative_std_floor = relative_std_floor
+        self.update_clip = update_clip
+        self.is_log_ = np.array([n in self.count_features for n in self.feature_names])
+        is_share = np.array([n in self.share_features for n in self.feature_names])
+        self.abs_floor_ = np.where(
+            self.is_log_, log_std_floor, np.where(is_share, share_std_floor, 1e-9)
+        )
+        self.rel_floor_ = np.where(self.is_log_, 0.0, relative_std_floor)
+
+    def transform(self, rows: np.ndarray) -> np.ndarray:
+        """Raw features → modelling scale (log1p for counts, negatives clamped to 0)."""
+        return np.where(self.is_log_, np.log1p(np.maximum(rows, 0.0)), rows)
+
+    def expected(self, batch: BaselineBatch) -> np.ndarray:
+        """Baseline means back on the raw scale (the ``expected`` value of an explanation)."""
+        return np.where(self.is_log_, np.expm1(batch.mean), batch.mean)
+
+    def std(self, batch: BaselineBatch) -> np.ndarray:
+        """Floored standard deviations."""
+        floor = np.maximum(self.abs_floor_, self.rel_floor_ * np.abs(batch.mean))
+        counting = 1.0 / np.sqrt(1.0 + np.expm1(np.maximum(batch.mean, 0.0)))
+        floor = np.where(self.is_log_, np.maximum(floor, counting), floor)
+        return np.maximum(np.sqrt(batch.var), floor)
+
+    def deviations(self, transformed: np.ndarray, batch: BaselineBatch) -> np.ndarray:
+        """Standardised deviations of each window from its entity's baseline (0 if none yet)."""
+        z = (transformed - batch.mean) / self.std(batch)
+        z[batch.count == 0] = 0.0
+        return z
+
+    def update(
+        self, transformed: np.ndarray, batch: BaselineBatch, learn: np.ndarray | None = None
+    ) -> BaselineBatch:
+        """Return the state after learning each window whose ``learn`` flag is set."""
+        learn = np.ones(len(transformed), dtype=bool) if learn is None else learn
+        count = batch.count + learn
+        a = np.where(learn, np.maximum(self.alpha, 1.0 / np.maximum(count, 1)), 0.0)[:, None]
+        diff = transformed - batch.mean
+        if self.update_clip > 0:
+            bound = self.update_clip * self.std(batch)
+            diff = np.where(batch.count[:, None] > 1, np.clip(diff, -bound, bound), diff)
+        mean = batch.mean + a * diff
+        var = (1.0 - a) * (batch.var + a * diff * diff)
+        return BaselineBatch(count, mean, var)
+
+    def decode(self, states: Sequence[bytes | None]) -> BaselineBatch:
+        """Decode per-entity state bytes (``None`` = new entity) into arrays."""
+        d = len(self.feature_names)
+        count = np.zeros(len(states), dtype=np.int64)
+        mean = np.zeros((len(states), d))
+        var = np.zeros((len(states), d))
+        for i, data in enumerate(states):
+            if data is None:
+                continue
+            version, n, m, v = msgpack.unpackb(data)
+            if version != _STATE_VERSION:
+                raise ValueError(f"entity state version {version} is not {_STATE_VERSION}")
+            m = np.frombuffer(m, dtype=np.float32)
+            if len(m) != d:
+                raise ValueError(f"entity state has {len(m)} features, expected {d}")
+            count[i], mean[i], var[i] = n, m, np.frombuffer(v, dtype=np.float32)
+        return BaselineBatch(count, mean, var)
+
+    def encode(self, batch: BaselineBatch) -> list[bytes]:
+        """Per-entity state bytes (float32 mean and variance, windows seen)."""
+        means = batch.mean.astype(np.float32)
+        variances = batch.var.astype(np.float32)
+        return [
+            msgpack.packb([_STATE_VERSION, int(n), m.tobytes(), v.tobytes()])
+            for n, m, v in zip(batch.count, means, variances, strict=True)
+        ]
+
+    def params(self) -> dict[str, Any]:
+        """The parameters as given."""
+        return {
+            "feature_names": list(self.feature_names),
+            "alpha": self.alpha,
+            "count_features": list(self.count_features),
+            "share_features": list(self.share_features),
+            "log_std_floor": self.log_std_floor,
+            "share_std_floor": self.share_std_floor,
+            "relative_std_floor": self.relative_std_floor,
+            "update_clip": self.update_clip,
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> EwmaBaseline:
+        """Rebuild from :meth:`params`."""
+        return cls(**params)

@@ -1,0 +1,34 @@
+"""The scorer backends a detector can be built on, by kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models.base import Scorer
+from models.rcf import RandomCutForestScorer
+
+SCORER_TYPES: dict[str, type[Scorer]] = {
+    "rcf": RandomCutForestScorer,
+}
+
+
+def make_scorer(kind: str, params: Mapping[str, Any] | None = None) -> Scorer:
+    """Build a scorer of ``kind`` with ``params``; unknown kind or parameter → ``ValueError``.
+
+    >>> type(make_scorer("rcf", {"num_trees": 10})).__name__
+    'RandomCutForestScorer'
+    >>> make_scorer("rcf", {"trees": 10})
+    Traceback (most recent call last):
+    ...
+    ValueError: scorer 'rcf': unknown parameter 'trees'
+    """
+    if kind not in SCORER_TYPES:
+        raise ValueError(f"unknown scorer {kind!r}; known: {sorted(SCORER_TYPES)}")
+    cls = SCORER_TYPES[kind]
+    params = dict(params or {})
+    accepted = cls.__init__.__code__.co_varnames[1 : cls.__init__.__code__.co_argcount]
+    for key in params:
+        if key not in accepted:
+            raise ValueError(f"scorer {kind!r}: unknown parameter {key!r}")
+    return cls(**params)
