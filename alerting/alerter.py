@@ -1,0 +1,142 @@
+"""One Kinesis record in, at most one SNS alert out: decode, suppress, deduplicate, publish."""
+
+from __future__ import annotations
+
+import binascii
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from botocore.config import Config
+
+from alerting.anomaly import Anomaly, InvalidAnomaly, parse_anomaly
+from alerting.config import AlertingConfig
+from alerting.dead_letter import DeadLetterPolicy
+from alerting.message import build_message
+from alerting.severity import severity_of
+from alerting.suppression import Action, SuppressionStore, decide, incident_key
+
+logger = logging.getLogger(__name__)
+
+# A throttled or unreachable SNS fails the record after a few quick tries; the event source
+# mapping retries it, so the Lambda does not spend its timeout waiting.
+AWS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5
+)
+IDEMPOTENCY_KEY_PREFIX = "clicksentry-alerts.anomaly"
+INCIDENT_TTL_GRACE_SECONDS = 86_400
+
+
+class Alerter:
+    """The per-record work of the alerting Lambda, with its AWS clients.
+
+    ``idempotency`` is exposed so the handler can register the Lambda context (in-progress
+    records then expire with the invocation's remaining time).
+    """
+
+    def __init__(self, config: AlertingConfig, sns: Any, dynamodb: Any, sqs: Any) -> None:
+        self.config = config
+        self.sns = sns
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="anomaly_id",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=config.idempotency_ttl_seconds,
+            response_hook=_mark_duplicate,
+        )
+        persistence = DynamoDBPersistenceLayer(
+            table_name=config.idempotency_table, boto3_client=dynamodb
+        )
+        self._alert_once = idempotent_function(
+            self._alert,
+            data_keyword_argument="anomaly",
+            persistence_store=persistence,
+            config=self.idempotency,
+            key_prefix=IDEMPOTENCY_KEY_PREFIX,
+        )
+        self._incidents = SuppressionStore(
+            dynamodb,
+            config.suppression_table,
+            ttl_seconds=config.cooldown_seconds + INCIDENT_TTL_GRACE_SECONDS,
+        )
+        self._dead_letters = DeadLetterPolicy(
+            dynamodb,
+            sqs,
+            table=config.suppression_table,
+            queue_url=config.dead_letter_queue_url,
+            max_attempts=config.poison_max_attempts,
+            ttl=config.idempotency_ttl_seconds,
+        )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Alerter:
+        """Validate the configuration in ``environ`` and create the AWS clients."""
+        config = AlertingConfig.from_environ(environ)
+        session = boto3.session.Session()
+        return cls(
+            config,
+            sns=session.client("sns", config=AWS_CLIENT_CONFIG),
+            dynamodb=session.client("dynamodb", config=AWS_CLIENT_CONFIG),
+            sqs=session.client("sqs", config=AWS_CLIENT_CONFIG),
+        )
+
+    def process(self, record: KinesisStreamRecord) -> str:
+        """Handle one record; return what happened (alert, update, suppress, dead-letter).
+
+        Raises on anything that should be retried: AWS errors, a poison record with attempts
+        left, a duplicate still in progress elsewhere.
+        """
+        try:
+            anomaly = parse_anomaly(record.kinesis.data_as_bytes())
+        except (InvalidAnomaly, binascii.Error) as error:
+            logger.error(
+                "invalid anomaly record %s (partition key %r): %s",
+                record.event_id,
+                record.kinesis.partition_key,
+                error,
+            )
+            self._dead_letters.handle(record, str(error))
+            return "dead-letter"
+        outcome = self._alert_once(anomaly=anomaly)
+        if outcome.get("duplicate"):
+            logger.info(
+                "anomaly %s: duplicate delivery, already handled (%s)",
+                anomaly.anomaly_id,
+                outcome["action"],
+            )
+            return "duplicate"
+        logger.info(
+            "anomaly %s: %s (%s)", anomaly.anomaly_id, outcome["action"], outcome["severity"]
+        )
+        return outcome["action"]
+
+    def _alert(self, anomaly: Anomaly) -> dict[str, str]:
+        severity = severity_of(anomaly.score, anomaly.grade)
+        incident = self._incidents.load(incident_key(anomaly))
+        action, incident = decide(
+            incident, anomaly, severity, cooldown_ms=self.config.cooldown_seconds * 1000
+        )
+        outcome = {"action": action.value, "severity": severity.label}
+        if action is not Action.SUPPRESS:
+            message = build_message(anomaly, severity, action, incident, self.config.dashboard_url)
+            published = self.sns.publish(
+                TopicArn=self.config.topic_arn,
+                Subject=message.subject,
+                Message=message.body,
+                MessageAttributes=message.attributes,
+            )
+            outcome["message_id"] = published["MessageId"]
+        self._incidents.save(incident)
+        return outcome
+
+
+def _mark_duplicate(outcome: dict[str, str], _record: DataRecord) -> dict[str, Any]:
+    """Idempotency response hook: the stored outcome of an anomaly that was already handled."""
+    return {**outcome, "duplicate": True}

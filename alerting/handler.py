@@ -1,0 +1,50 @@
+"""Lambda entry point ``alerting.handler.lambda_handler`` for the anomalies stream's event source.
+
+The handler only delegates: powertools' batch processor calls :func:`record_handler` once per
+Kinesis record and returns the records that failed as ``batchItemFailures``, so the event source
+mapping retries from the first failed sequence number instead of replaying the whole batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from alerting.alerter import Alerter
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "clicksentry-alerts"))
+copy_config_to_registered_loggers(source_logger=logger, include={"alerting"})
+processor = BatchProcessor(
+    event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False
+)
+
+
+@functools.cache
+def alerter() -> Alerter:
+    """The execution environment's alerter; its configuration is validated on the cold start."""
+    return Alerter.from_environment(os.environ)
+
+
+def record_handler(record: KinesisStreamRecord) -> str:
+    """Process one Kinesis record; an exception marks only this record as failed."""
+    return alerter().process(record)
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    """Handle one batch from the Kinesis event source mapping."""
+    alerter().idempotency.register_lambda_context(context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

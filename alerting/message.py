@@ -1,0 +1,173 @@
+"""The SNS message for an alert: subject, a body readable at a glance, filterable attributes."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from alerting.anomaly import Anomaly, Movement
+from alerting.severity import Severity
+from alerting.suppression import Action, Incident
+
+SUBJECT_LIMIT = 99
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """Arguments for ``sns.publish`` apart from the topic."""
+
+    subject: str
+    body: str
+    attributes: dict[str, dict[str, str]]
+
+
+def subject_line(anomaly: Anomaly, severity: Severity, action: Action) -> str:
+    r"""A one-line subject, printable ASCII and at most 99 characters (SNS wants < 100).
+
+    Examples:
+        >>> from types import SimpleNamespace as A
+        >>> ad = A(entity_type="ad", entity_id="ad-0007", kind="clicks_high",
+        ...        window_end="2026-01-05T00:12:10.000Z")
+        >>> subject_line(ad, Severity.HIGH, Action.ALERT)
+        '[clicksentry HIGH] clicks high on ad ad-0007 at 2026-01-05 00:12:10Z'
+        >>> subject_line(ad, Severity.CRITICAL, Action.UPDATE)
+        '[clicksentry CRITICAL update] clicks high on ad ad-0007 at 2026-01-05 00:12:10Z'
+        >>> long = A(entity_type="page", entity_id="p-\u00e9" + "x" * 200, kind="",
+        ...          window_end="2026-01-05T00:12:10.000Z")
+        >>> line = subject_line(long, Severity.LOW, Action.ALERT)
+        >>> len(line), line[:36], line.isascii()
+        (99, '[clicksentry LOW] anomaly on page p-', True)
+    """
+    tag = severity.name if action is Action.ALERT else f"{severity.name} {action.value}"
+    when = anomaly.window_end.replace("T", " ").replace(".000Z", "Z")
+    line = f"[clicksentry {tag}] {_kind_text(anomaly.kind)} on {anomaly.entity_type} "
+    line += f"{anomaly.entity_id} at {when}"
+    line = _NOT_PRINTABLE_ASCII.sub("?", line)
+    return line if len(line) <= SUBJECT_LIMIT else line[: SUBJECT_LIMIT - 3] + "..."
+
+
+def describe_movement(movement: Movement) -> str:
+    """One line on how far a feature is from normal: observed value vs the entity's baseline.
+
+    Examples:
+        >>> describe_movement(Movement("clicks", "HIGH", 0.93, 340, 12.0))
+        'clicks HIGH: 340 vs expected 12 (28.3x normal), strength 0.93'
+        >>> describe_movement(Movement("purchases", "LOW", 0.5, 0, 4.0))
+        'purchases LOW: 0 vs expected 4 (0.0x normal), strength 0.50'
+        >>> describe_movement(Movement("bot_share", "HIGH", 0.7, 0.4, 0.0))
+        'bot_share HIGH: 0.4 vs expected 0 (+0.4 over normal), strength 0.70'
+    """
+    value, expected = movement.value, movement.expected
+    far = f"{value / expected:.1f}x normal" if expected else f"{value - expected:+.3g} over normal"
+    return (
+        f"{movement.feature} {movement.direction}: {value:.3g} vs expected {expected:.3g} "
+        f"({far}), strength {movement.strength:.2f}"
+    )
+
+
+def build_message(
+    anomaly: Anomaly, severity: Severity, action: Action, incident: Incident, dashboard_url: str
+) -> AlertMessage:
+    """The alert for ``anomaly``: what, where, when, how far from normal, link, full record.
+
+    Examples:
+        >>> from alerting.anomaly import parse_anomaly
+        >>> from alerting.suppression import decide
+        >>> anomaly = parse_anomaly(json.dumps({
+        ...     "schema_version": 1, "anomaly_id": "ad/ad-7/2026-01-05T00:12:10.000Z",
+        ...     "entity_type": "ad", "entity_id": "ad-7",
+        ...     "window_start": "2026-01-05T00:12:00.000Z", "window_end": "2026-01-05T00:12:10.000Z",
+        ...     "window_start_ms": 1767571920000, "window_end_ms": 1767571930000,
+        ...     "detector": "rcf-kda", "score": 0.71, "raw_score": 5.68, "threshold": 0.5,
+        ...     "is_anomaly": True, "grade": 0.8, "confidence": 0.9, "kind": "clicks_high",
+        ...     "features": {"clicks": 340},
+        ...     "explanation": {"clicks": {"DIRECTION": "HIGH", "STRENGTH": 0.93,
+        ...                     "ATTRIBUTION_SCORE": 2.1, "value": 340, "expected": 12.0}},
+        ... }).encode())
+        >>> action, incident = decide(None, anomaly, Severity.CRITICAL, cooldown_ms=300_000)
+        >>> message = build_message(anomaly, Severity.CRITICAL, action, incident,
+        ...                         "https://dash.invalid/{entity_type}/{entity_id}")
+        >>> print(message.body.split("Anomaly record")[0])
+        CRITICAL: clicks high on ad ad-7
+        <BLANKLINE>
+        What:  clicks_high anomaly, score 0.71 (threshold 0.50, grade 0.80, confidence 0.90), detector rcf-kda
+        Where: ad ad-7
+        When:  2026-01-05T00:12:00.000Z to 2026-01-05T00:12:10.000Z (UTC, 10 s window)
+        How far from normal:
+          - clicks HIGH: 340 vs expected 12 (28.3x normal), strength 0.93
+        Dashboard: https://dash.invalid/ad/ad-7
+        <BLANKLINE>
+        <BLANKLINE>
+        >>> message.attributes["severity"]
+        {'DataType': 'String', 'StringValue': 'critical'}
+    """  # noqa: E501
+    headline = f"{severity.name}: {_kind_text(anomaly.kind)} on {anomaly.entity_type} "
+    headline += anomaly.entity_id
+    lines = [headline]
+    if action is Action.UPDATE:
+        lines.append(
+            f"Update: severity rose to {severity.label}; the incident has lasted "
+            f"{incident.windows} windows since the window ending "
+            f"{_iso(incident.first_window_end_ms)}, peak score {incident.peak_score:.2f}."
+        )
+    seconds = (anomaly.window_end_ms - anomaly.window_start_ms) / 1000
+    lines += [
+        "",
+        f"What:  {anomaly.kind or 'unattributed'} anomaly, score {anomaly.score:.2f} "
+        f"(threshold {anomaly.threshold:.2f}, grade {anomaly.grade:.2f}, "
+        f"confidence {anomaly.confidence:.2f}), detector {anomaly.detector}",
+        f"Where: {anomaly.entity_type} {anomaly.entity_id}",
+        f"When:  {anomaly.window_start} to {anomaly.window_end} (UTC, {seconds:g} s window)",
+        "How far from normal:",
+        *(f"  - {describe_movement(m)}" for m in anomaly.movements),
+        *(["  (no feature attribution)"] if not anomaly.movements else []),
+        f"Dashboard: {dashboard_link(dashboard_url, anomaly)}",
+        "",
+        "Anomaly record (JSON):",
+        json.dumps(anomaly.payload, indent=2, sort_keys=True),
+    ]
+    return AlertMessage(
+        subject=subject_line(anomaly, severity, action),
+        body="\n".join(lines),
+        attributes={
+            "severity": _string(severity.label),
+            "entity_type": _string(anomaly.entity_type),
+            "entity_id": _string(anomaly.entity_id),
+            "alert_type": _string(action.value),
+        },
+    )
+
+
+def dashboard_link(template: str, anomaly: Anomaly) -> str:
+    """Fill the dashboard URL template for ``anomaly`` (the ids URL-quoted).
+
+    Examples:
+        >>> from types import SimpleNamespace as A
+        >>> dashboard_link("https://d.invalid/{entity_type}/{entity_id}?t={window_end_ms}",
+        ...                A(entity_type="ad", entity_id="ad 7/x", window_start_ms=0,
+        ...                  window_end_ms=10000))
+        'https://d.invalid/ad/ad%207%2Fx?t=10000'
+    """
+    return template.format(
+        entity_type=quote(anomaly.entity_type, safe=""),
+        entity_id=quote(anomaly.entity_id, safe=""),
+        window_start_ms=anomaly.window_start_ms,
+        window_end_ms=anomaly.window_end_ms,
+    )
+
+
+def _kind_text(kind: str) -> str:
+    return kind.replace("_", " ") if kind else "anomaly"
+
+
+def _iso(epoch_ms: int) -> str:
+    stamp = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
