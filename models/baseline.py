@@ -109,12 +109,13 @@ class EwmaBaseline:
 
     def expected(self, batch: BaselineBatch) -> np.ndarray:
         """Baseline means back on the raw scale (the ``expected`` value of an explanation)."""
-        return np.where(self.is_log_, np.expm1(batch.mean), batch.mean)
+        return np.where(self.is_log_, np.expm1(np.where(self.is_log_, batch.mean, 0.0)), batch.mean)
 
     def std(self, batch: BaselineBatch) -> np.ndarray:
         """Floored standard deviations."""
         floor = np.maximum(self.abs_floor_, self.rel_floor_ * np.abs(batch.mean))
-        counting = 1.0 / np.sqrt(1.0 + np.expm1(np.maximum(batch.mean, 0.0)))
+        counts = np.expm1(np.where(self.is_log_, np.maximum(batch.mean, 0.0), 0.0))
+        counting = 1.0 / np.sqrt(1.0 + counts)
         floor = np.where(self.is_log_, np.maximum(floor, counting), floor)
         return np.maximum(np.sqrt(batch.var), floor)
 
