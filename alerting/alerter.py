@@ -16,13 +16,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from alerting.anomaly import Anomaly, InvalidAnomaly, parse_anomaly
 from alerting.config import AlertingConfig
 from alerting.dead_letter import DeadLetterPolicy
-from alerting.message import build_message
+from alerting.message import AlertMessage, build_end_message, build_message
 from alerting.severity import severity_of
-from alerting.suppression import Action, SuppressionStore, decide, incident_key
+from alerting.suppression import Action, Incident, SuppressionStore, decide, incident_key
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Alerter:
     def __init__(self, config: AlertingConfig, sns: Any, dynamodb: Any, sqs: Any) -> None:
         self.config = config
         self.sns = sns
+        self._shard_times: dict[str, int] = {}
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="anomaly_id",
             raise_on_no_idempotency_key=True,
@@ -104,7 +106,9 @@ class Alerter:
             )
             self._dead_letters.handle(record, str(error))
             return "dead-letter"
-        outcome = self._alert_once(anomaly=anomaly)
+        shard = shard_of(record)
+        self._shard_times[shard] = max(self._shard_times.get(shard, 0), anomaly.window_end_ms)
+        outcome = self._alert_once(anomaly=anomaly, shard=shard)
         if outcome.get("duplicate"):
             logger.info(
                 "anomaly %s: duplicate delivery, already handled (%s)",
@@ -117,24 +121,69 @@ class Alerter:
         )
         return outcome["action"]
 
-    def _alert(self, anomaly: Anomaly) -> dict[str, str]:
+    def _alert(self, anomaly: Anomaly, shard: str) -> dict[str, str]:
         severity = severity_of(anomaly.score, anomaly.grade)
-        incident = self._incidents.load(incident_key(anomaly))
+        incident = self._incidents.load_open(incident_key(anomaly))
         action, incident = decide(
             incident, anomaly, severity, cooldown_ms=self.config.cooldown_seconds * 1000
         )
         outcome = {"action": action.value, "severity": severity.label}
         if action is not Action.SUPPRESS:
             message = build_message(anomaly, severity, action, incident, self.config.dashboard_url)
-            published = self.sns.publish(
-                TopicArn=self.config.topic_arn,
-                Subject=message.subject,
-                Message=message.body,
-                MessageAttributes=message.attributes,
-            )
-            outcome["message_id"] = published["MessageId"]
-        self._incidents.save(incident)
+            outcome["message_id"] = self._publish(message)
+        self._incidents.save(incident, shard)
         return outcome
+
+    def announce_ended(self) -> int:
+        """Send one "ended" update per incident its shard's event time has left behind.
+
+        A shard's event time is the latest window end in the records this invocation read from
+        it; an incident has ended once that is more than the cooldown past its last window.
+        Failures are logged and leave the incident open for a later invocation, never failing
+        the batch. Returns how many updates were sent.
+        """
+        shard_times, self._shard_times = self._shard_times, {}
+        cooldown_ms = self.config.cooldown_seconds * 1000
+        sent = 0
+        try:
+            for shard, event_time_ms in shard_times.items():
+                for incident in self._incidents.quiet(shard, event_time_ms - cooldown_ms):
+                    sent += self._announce_end(incident)
+        except (BotoCoreError, ClientError) as error:
+            logger.warning("could not look for ended incidents: %s", error)
+        return sent
+
+    def _announce_end(self, incident: Incident) -> int:
+        if not self._incidents.claim_end(incident):
+            return 0
+        try:
+            self._publish(build_end_message(incident, self.config.dashboard_url))
+        except (BotoCoreError, ClientError) as error:
+            logger.warning("could not announce the end of %s: %s", incident.key, error)
+            self._incidents.reopen(incident)
+            return 0
+        logger.info("incident %s ended after %d windows", incident.key, incident.windows)
+        return 1
+
+    def _publish(self, message: AlertMessage) -> str:
+        return self.sns.publish(
+            TopicArn=self.config.topic_arn,
+            Subject=message.subject,
+            Message=message.body,
+            MessageAttributes=message.attributes,
+        )["MessageId"]
+
+
+def shard_of(record: KinesisStreamRecord) -> str:
+    """Stream ARN and shard id of a record, from its ``eventID`` (``shardId-…:sequence``).
+
+    Examples:
+        >>> shard_of(KinesisStreamRecord({
+        ...     "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+        ...     "eventID": "shardId-000000000001:4959"}))
+        'arn:aws:kinesis:us-east-1:000000000000:stream/s/shardId-000000000001'
+    """
+    return f"{record.event_source_arn}/{record.event_id.rsplit(':', 1)[0]}"
 
 
 def _mark_duplicate(outcome: dict[str, str], _record: DataRecord) -> dict[str, Any]:

@@ -147,10 +147,10 @@ def _integer(record: dict[str, Any], name: str) -> int:
     return value
 
 
-def _number(record: dict[str, Any], name: str) -> float:
+def _number(record: dict[str, Any], name: str, where: str = "") -> float:
     value = record.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidAnomaly(f"{name} must be a finite number, got {value!r}")
+        raise InvalidAnomaly(f"{where}{name} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -169,6 +169,7 @@ def _movements(explanation: Any) -> tuple[Movement, ...]:
     for feature, entry in explanation.items():
         if not isinstance(entry, dict) or entry.get("DIRECTION") not in DIRECTIONS:
             raise InvalidAnomaly(f"explanation.{feature}.DIRECTION must be HIGH or LOW")
-        numbers = [_number(entry, key) for key in ("STRENGTH", "value", "expected")]
+        where = f"explanation.{feature}."
+        numbers = [_number(entry, key, where) for key in ("STRENGTH", "value", "expected")]
         movements.append(Movement(feature, entry["DIRECTION"], *numbers))
     return tuple(sorted(movements, key=lambda m: m.strength, reverse=True))

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,7 @@ class KinesisEventSourceMapping:
         *,
         batch_size: int = 100,
         starting_position: str = "TRIM_HORIZON",
+        starting_timestamp: datetime | None = None,
         function_name: str = "clicksentry-alerts",
         timeout_seconds: float = 60.0,
     ) -> None:
@@ -170,7 +172,11 @@ class KinesisEventSourceMapping:
         self._stream_name = stream_name
         self._handler = handler
         self._batch_size = batch_size
-        self._starting_position = starting_position
+        self._start = {"ShardIteratorType": starting_position}
+        if starting_position == "AT_TIMESTAMP":
+            if starting_timestamp is None:
+                raise ValueError("AT_TIMESTAMP needs a starting timestamp")
+            self._start["Timestamp"] = starting_timestamp
         self._function_name = function_name
         self._timeout_seconds = timeout_seconds
         summary = kinesis.describe_stream_summary(StreamName=stream_name)
@@ -207,7 +213,7 @@ class KinesisEventSourceMapping:
             where = (
                 {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": done}
                 if done
-                else {"ShardIteratorType": self._starting_position}
+                else self._start
             )
             self._iterators[shard_id] = self._kinesis.get_shard_iterator(
                 StreamName=self._stream_name, ShardId=shard_id, **where

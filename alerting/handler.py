@@ -43,8 +43,10 @@ def record_handler(record: KinesisStreamRecord) -> str:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    """Handle one batch from the Kinesis event source mapping."""
+    """Handle one batch from the Kinesis event source mapping, then announce ended incidents."""
     alerter().idempotency.register_lambda_context(context)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    alerter().announce_ended()
+    return response

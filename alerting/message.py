@@ -43,10 +43,13 @@ def subject_line(anomaly: Anomaly, severity: Severity, action: Action) -> str:
         (99, '[clicksentry LOW] anomaly on page p-', True)
     """
     tag = severity.name if action is Action.ALERT else f"{severity.name} {action.value}"
-    when = anomaly.window_end.replace("T", " ").replace(".000Z", "Z")
-    line = f"[clicksentry {tag}] {_kind_text(anomaly.kind)} on {anomaly.entity_type} "
-    line += f"{anomaly.entity_id} at {when}"
-    line = _NOT_PRINTABLE_ASCII.sub("?", line)
+    what = f"{_kind_text(anomaly.kind)} on {anomaly.entity_type} {anomaly.entity_id}"
+    return _subject(tag, what, anomaly.window_end)
+
+
+def _subject(tag: str, what: str, window_end: str) -> str:
+    when = window_end.replace("T", " ").replace(".000Z", "Z")
+    line = _NOT_PRINTABLE_ASCII.sub("?", f"[clicksentry {tag}] {what} at {when}")
     return line if len(line) <= SUBJECT_LIMIT else line[: SUBJECT_LIMIT - 3] + "..."
 
 
@@ -115,6 +118,13 @@ def build_message(
             f"{_iso(incident.first_window_end_ms)}, peak score {incident.peak_score:.2f}."
         )
     seconds = (anomaly.window_end_ms - anomaly.window_start_ms) / 1000
+    link = dashboard_link(
+        dashboard_url,
+        anomaly.entity_type,
+        anomaly.entity_id,
+        anomaly.window_start_ms,
+        anomaly.window_end_ms,
+    )
     lines += [
         "",
         f"What:  {anomaly.kind or 'unattributed'} anomaly, score {anomaly.score:.2f} "
@@ -125,7 +135,7 @@ def build_message(
         "How far from normal:",
         *(f"  - {describe_movement(m)}" for m in anomaly.movements),
         *(["  (no feature attribution)"] if not anomaly.movements else []),
-        f"Dashboard: {dashboard_link(dashboard_url, anomaly)}",
+        f"Dashboard: {link}",
         "",
         "Anomaly record (JSON):",
         json.dumps(anomaly.payload, indent=2, sort_keys=True),
@@ -133,30 +143,71 @@ def build_message(
     return AlertMessage(
         subject=subject_line(anomaly, severity, action),
         body="\n".join(lines),
-        attributes={
-            "severity": _string(severity.label),
-            "entity_type": _string(anomaly.entity_type),
-            "entity_id": _string(anomaly.entity_id),
-            "alert_type": _string(action.value),
-        },
+        attributes=_attributes(severity, anomaly, action),
     )
 
 
-def dashboard_link(template: str, anomaly: Anomaly) -> str:
-    """Fill the dashboard URL template for ``anomaly`` (the ids URL-quoted).
+def dashboard_link(
+    template: str, entity_type: str, entity_id: str, start_ms: int, end_ms: int
+) -> str:
+    """Fill the dashboard URL template (the ids URL-quoted).
 
     Examples:
-        >>> from types import SimpleNamespace as A
         >>> dashboard_link("https://d.invalid/{entity_type}/{entity_id}?t={window_end_ms}",
-        ...                A(entity_type="ad", entity_id="ad 7/x", window_start_ms=0,
-        ...                  window_end_ms=10000))
+        ...                "ad", "ad 7/x", 0, 10000)
         'https://d.invalid/ad/ad%207%2Fx?t=10000'
     """
     return template.format(
-        entity_type=quote(anomaly.entity_type, safe=""),
-        entity_id=quote(anomaly.entity_id, safe=""),
-        window_start_ms=anomaly.window_start_ms,
-        window_end_ms=anomaly.window_end_ms,
+        entity_type=quote(entity_type, safe=""),
+        entity_id=quote(entity_id, safe=""),
+        window_start_ms=start_ms,
+        window_end_ms=end_ms,
+    )
+
+
+def build_end_message(incident: Incident, dashboard_url: str) -> AlertMessage:
+    """The update that closes an incident: how long it lasted and how bad it got.
+
+    Examples:
+        >>> incident = Incident("ad", "ad-7", "clicks_high", 1767571930000, 1767572020000,
+        ...                     10, Severity.HIGH, 0.86)
+        >>> message = build_end_message(incident, "https://d.invalid/{entity_id}")
+        >>> message.subject
+        '[clicksentry HIGH ended] clicks high on ad ad-7 at 2026-01-05 00:13:40Z'
+        >>> print(message.body)
+        ENDED: clicks high on ad ad-7
+        <BLANKLINE>
+        The incident lasted 10 anomalous windows, the first ending 2026-01-05T00:12:10.000Z and the last 2026-01-05T00:13:40.000Z (UTC).
+        Highest severity sent: high; peak score 0.86.
+        No anomaly of this kind for this entity since then.
+        Dashboard: https://d.invalid/ad-7
+        >>> message.attributes["alert_type"]["StringValue"]
+        'ended'
+    """  # noqa: E501
+    what = f"{_kind_text(incident.kind)} on {incident.entity_type} {incident.entity_id}"
+    first, last = _iso(incident.first_window_end_ms), _iso(incident.last_window_end_ms)
+    link = dashboard_link(
+        dashboard_url,
+        incident.entity_type,
+        incident.entity_id,
+        incident.first_window_end_ms,
+        incident.last_window_end_ms,
+    )
+    body = [
+        f"ENDED: {what}",
+        "",
+        f"The incident lasted {incident.windows} anomalous windows, the first ending {first} "
+        f"and the last {last} (UTC).",
+        f"Highest severity sent: {incident.alerted_severity.label}; "
+        f"peak score {incident.peak_score:.2f}.",
+        "No anomaly of this kind for this entity since then.",
+        f"Dashboard: {link}",
+    ]
+    subject = _subject(f"{incident.alerted_severity.name} ended", what, last)
+    return AlertMessage(
+        subject=subject,
+        body="\n".join(body),
+        attributes=_attributes(incident.alerted_severity, incident, Action.ENDED),
     )
 
 
@@ -167,6 +218,17 @@ def _kind_text(kind: str) -> str:
 def _iso(epoch_ms: int) -> str:
     stamp = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
+
+
+def _attributes(
+    severity: Severity, entity: Anomaly | Incident, action: Action
+) -> dict[str, dict[str, str]]:
+    return {
+        "severity": _string(severity.label),
+        "entity_type": _string(entity.entity_type),
+        "entity_id": _string(entity.entity_id),
+        "alert_type": _string(action.value),
+    }
 
 
 def _string(value: str) -> dict[str, str]:

@@ -2,49 +2,69 @@
 
 The first window of an incident sends an alert; later windows within the cooldown (event time,
 ``window_end_ms``) are suppressed unless the severity rises above what was last sent, which sends
-an update. The incident state lives in DynamoDB so every Lambda instance of the shard sees it.
+an update. Once its shard's event time has passed an incident's last window by the cooldown, the
+incident has ended and one "ended" update is sent. The state lives in DynamoDB so every Lambda
+instance sees it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from alerting.anomaly import Anomaly
 from alerting.severity import Severity
 
+INCIDENT_PREFIX = "incident#"
+
 
 class Action(StrEnum):
-    """What to do with one anomaly."""
+    """What to do with one anomaly, or with an incident that went quiet."""
 
     ALERT = "alert"
     UPDATE = "update"
     SUPPRESS = "suppress"
+    ENDED = "ended"
 
 
 @dataclass(frozen=True)
 class Incident:
     """Consecutive anomalies of one entity and kind, no further apart than the cooldown."""
 
-    key: str
+    entity_type: str
+    entity_id: str
+    kind: str
     first_window_end_ms: int
     last_window_end_ms: int
     windows: int
     alerted_severity: Severity
     peak_score: float
 
+    @property
+    def key(self) -> str:
+        """The suppression key: entity type, entity id and anomaly kind (``-`` when none).
+
+        Examples:
+            >>> Incident("ad", "ad-7", "clicks_high", 0, 0, 1, Severity.LOW, 0.6).key
+            'ad/ad-7/clicks_high'
+            >>> Incident("page", "p-1", "", 0, 0, 1, Severity.LOW, 0.6).key
+            'page/p-1/-'
+        """
+        return f"{self.entity_type}/{self.entity_id}/{self.kind or '-'}"
+
 
 def incident_key(anomaly: Anomaly) -> str:
-    """The suppression key: entity type, entity id and anomaly kind (``-`` when there is none).
+    """The key of the incident ``anomaly`` belongs to.
 
     Examples:
         >>> from types import SimpleNamespace as A
         >>> incident_key(A(entity_type="ad", entity_id="ad-7", kind="clicks_high"))
         'ad/ad-7/clicks_high'
-        >>> incident_key(A(entity_type="page", entity_id="p-1", kind=""))
-        'page/p-1/-'
     """
     return f"{anomaly.entity_type}/{anomaly.entity_id}/{anomaly.kind or '-'}"
 
@@ -53,6 +73,8 @@ def decide(
     incident: Incident | None, anomaly: Anomaly, severity: Severity, cooldown_ms: int
 ) -> tuple[Action, Incident]:
     """Decide whether ``anomaly`` opens an incident, worsens it or is suppressed by it.
+
+    ``incident`` is the open incident of the anomaly's key, if any.
 
     Examples:
         >>> from types import SimpleNamespace as A
@@ -73,7 +95,16 @@ def decide(
     """
     end_ms = anomaly.window_end_ms
     if incident is None or end_ms - incident.last_window_end_ms > cooldown_ms:
-        opened = Incident(incident_key(anomaly), end_ms, end_ms, 1, severity, anomaly.score)
+        opened = Incident(
+            anomaly.entity_type,
+            anomaly.entity_id,
+            anomaly.kind,
+            first_window_end_ms=end_ms,
+            last_window_end_ms=end_ms,
+            windows=1,
+            alerted_severity=severity,
+            peak_score=anomaly.score,
+        )
         return Action.ALERT, opened
     grown = replace(
         incident,
@@ -90,7 +121,8 @@ class SuppressionStore:
     """Incident state in the DynamoDB suppression table (hash key ``pk``, TTL ``expires_at``).
 
     Records of one entity share a partition key and so a shard, which Lambda processes in order,
-    so reads and writes of one incident never race.
+    so two invocations never update one incident at the same time; ending an incident is claimed
+    with a conditional write, so only one invocation announces it.
     """
 
     def __init__(self, dynamodb: Any, table: str, ttl_seconds: int) -> None:
@@ -98,28 +130,26 @@ class SuppressionStore:
         self._table = table
         self._ttl_seconds = ttl_seconds
 
-    def load(self, key: str) -> Incident | None:
-        """The incident stored under ``key``, if any."""
+    def load_open(self, key: str) -> Incident | None:
+        """The open incident stored under ``key``, if any."""
         item = self._dynamodb.get_item(
-            TableName=self._table, Key={"pk": {"S": f"incident#{key}"}}, ConsistentRead=True
+            TableName=self._table, Key=_pk(key), ConsistentRead=True
         ).get("Item")
-        if item is None:
+        if item is None or item["state"]["S"] != "open":
             return None
-        return Incident(
-            key=key,
-            first_window_end_ms=int(item["first_window_end_ms"]["N"]),
-            last_window_end_ms=int(item["last_window_end_ms"]["N"]),
-            windows=int(item["windows"]["N"]),
-            alerted_severity=Severity[item["alerted_severity"]["S"].upper()],
-            peak_score=float(item["peak_score"]["N"]),
-        )
+        return _incident(item)
 
-    def save(self, incident: Incident) -> None:
-        """Store ``incident``; DynamoDB's TTL removes it once it can no longer matter."""
+    def save(self, incident: Incident, shard: str) -> None:
+        """Store ``incident`` as open, fed by ``shard``; TTL removes it once it cannot matter."""
         self._dynamodb.put_item(
             TableName=self._table,
             Item={
-                "pk": {"S": f"incident#{incident.key}"},
+                **_pk(incident.key),
+                "state": {"S": "open"},
+                "shard": {"S": shard},
+                "entity_type": {"S": incident.entity_type},
+                "entity_id": {"S": incident.entity_id},
+                "kind": {"S": incident.kind},
                 "first_window_end_ms": {"N": str(incident.first_window_end_ms)},
                 "last_window_end_ms": {"N": str(incident.last_window_end_ms)},
                 "windows": {"N": str(incident.windows)},
@@ -128,3 +158,66 @@ class SuppressionStore:
                 "expires_at": {"N": str(int(time.time()) + self._ttl_seconds)},
             },
         )
+
+    def quiet(self, shard: str, before_ms: int) -> Iterator[Incident]:
+        """Open incidents fed by ``shard`` whose last window ended before ``before_ms``."""
+        pages = self._dynamodb.get_paginator("scan").paginate(
+            TableName=self._table,
+            ConsistentRead=True,
+            FilterExpression="begins_with(pk, :prefix) AND #state = :open AND #shard = :shard "
+            "AND last_window_end_ms < :before",
+            ExpressionAttributeNames={"#state": "state", "#shard": "shard"},
+            ExpressionAttributeValues={
+                ":prefix": {"S": INCIDENT_PREFIX},
+                ":open": {"S": "open"},
+                ":shard": {"S": shard},
+                ":before": {"N": str(before_ms)},
+            },
+        )
+        for page in pages:
+            yield from (_incident(item) for item in page["Items"])
+
+    def claim_end(self, incident: Incident) -> bool:
+        """Mark ``incident`` ended unless it changed or was claimed; True when this call did it."""
+        return self._set_state(incident, "open", "ended")
+
+    def reopen(self, incident: Incident) -> None:
+        """Undo :meth:`claim_end` (the ended update could not be sent; a later sweep retries)."""
+        self._set_state(incident, "ended", "open")
+
+    def _set_state(self, incident: Incident, current: str, new: str) -> bool:
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=_pk(incident.key),
+                UpdateExpression="SET #state = :new",
+                ConditionExpression="#state = :current AND last_window_end_ms = :last",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":new": {"S": new},
+                    ":current": {"S": current},
+                    ":last": {"N": str(incident.last_window_end_ms)},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _pk(key: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"{INCIDENT_PREFIX}{key}"}}
+
+
+def _incident(item: dict[str, Any]) -> Incident:
+    return Incident(
+        entity_type=item["entity_type"]["S"],
+        entity_id=item["entity_id"]["S"],
+        kind=item["kind"]["S"],
+        first_window_end_ms=int(item["first_window_end_ms"]["N"]),
+        last_window_end_ms=int(item["last_window_end_ms"]["N"]),
+        windows=int(item["windows"]["N"]),
+        alerted_severity=Severity[item["alerted_severity"]["S"].upper()],
+        peak_score=float(item["peak_score"]["N"]),
+    )
