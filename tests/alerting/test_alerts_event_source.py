@@ -1,0 +1,203 @@
+"""The local event source mapping on kinesis-mock, and `clicksentry alerts` end to end."""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alert_payloads import about, encode, for_entity, load, unique_entity
+
+from alerting.event_source import KinesisEventSourceMapping
+
+pytestmark = pytest.mark.integration
+
+CLICKSENTRY = str(Path(sys.executable).with_name("clicksentry"))
+
+EVENT_RECORD_FIELDS = {
+    "kinesis",
+    "eventSource",
+    "eventVersion",
+    "eventID",
+    "eventName",
+    "invokeIdentityArn",
+    "awsRegion",
+    "eventSourceARN",
+}
+KINESIS_FIELDS = {
+    "kinesisSchemaVersion",
+    "partitionKey",
+    "sequenceNumber",
+    "data",
+    "approximateArrivalTimestamp",
+}
+
+
+@pytest.fixture
+def private_stream(aws_stack):
+    """A one-shard stream of this test's own on kinesis-mock, deleted afterwards."""
+    kinesis = aws_stack.client("kinesis")
+    name = f"cs-test-mapping-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+    )
+    yield name
+    kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+
+
+def test_mapping_resumes_from_first_failed_record_and_restarts_where_it_stopped(
+    aws_stack, private_stream, tmp_path
+):
+    # GIVEN five records on a stream and a handler that fails the third (once) and the fifth
+    kinesis = aws_stack.client("kinesis")
+    for n in range(1, 6):
+        kinesis.put_record(StreamName=private_stream, Data=f"r{n}".encode(), PartitionKey="k")
+    batches, delivered = [], set()
+
+    def handler(event, context):
+        assert context.get_remaining_time_in_millis() > 0
+        records = event["Records"]
+        assert all(set(r) == EVENT_RECORD_FIELDS for r in records)
+        assert all(set(r["kinesis"]) == KINESIS_FIELDS for r in records)
+        datas = [base64.b64decode(r["kinesis"]["data"]).decode() for r in records]
+        batches.append(datas)
+        failing = {"r3", "r5"} - delivered
+        delivered.update(datas)
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": r["kinesis"]["sequenceNumber"]}
+                for r, data in zip(records, datas, strict=True)
+                if data in failing
+            ]
+        }
+
+    positions = tmp_path / "positions.json"
+
+    # WHEN the mapping runs until caught up
+    mapping = KinesisEventSourceMapping(kinesis, private_stream, handler, positions, batch_size=10)
+    summary = mapping.run(until_caught_up=True, max_seconds=30, poll_interval=0.05)
+
+    # THEN the batch is retried from the lowest failed sequence number only
+    assert batches == [["r1", "r2", "r3", "r4", "r5"], ["r3", "r4", "r5"]]
+    assert (summary.records, summary.invocations, summary.failed_records) == (8, 2, 3)
+    assert summary.caught_up
+
+    # WHEN two more records arrive and a new mapping (a restart) reads the same positions file
+    for n in (6, 7):
+        kinesis.put_record(StreamName=private_stream, Data=f"r{n}".encode(), PartitionKey="k")
+    batches.clear()
+    restarted = KinesisEventSourceMapping(kinesis, private_stream, handler, positions)
+    restarted.run(until_caught_up=True, max_seconds=30, poll_interval=0.05)
+
+    # THEN it neither skips nor resends
+    assert batches == [["r6", "r7"]]
+
+
+def _alerts_cli(aws_stack, positions, since, *extra):
+    env = {
+        **os.environ,
+        **aws_stack.env,
+        "ALERTS_TOPIC_ARN": aws_stack.alert_topic_arn,
+        "IDEMPOTENCY_TABLE": aws_stack.idempotency_table,
+        "SUPPRESSION_TABLE": aws_stack.suppression_table,
+        "DEAD_LETTER_QUEUE_URL": aws_stack.alert_dlq_url,
+    }
+    command = [
+        CLICKSENTRY,
+        "alerts",
+        "--once",
+        "--max-seconds",
+        "60",
+        "--poll-interval",
+        "0.2",
+        "--positions-file",
+        str(positions),
+        "--starting-position",
+        "AT_TIMESTAMP",
+        "--starting-timestamp",
+        since.isoformat(),
+        *extra,
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
+    aws_stack, tmp_path, subscriber
+):
+    # GIVEN six ads with one anomaly each, three on both shards of the anomalies stream now,
+    # three later
+    kinesis = aws_stack.client("kinesis")
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    anomalies = [
+        for_entity(load("anomaly-clicks-high.json"), unique_entity(f"e2e{i}")) for i in range(6)
+    ]
+
+    def put(batch):
+        for n, anomaly in enumerate(batch):
+            kinesis.put_record(
+                StreamName=aws_stack.anomalies_stream,
+                Data=encode(anomaly),
+                PartitionKey=f"{anomaly['entity_type']}/{anomaly['entity_id']}",
+                ExplicitHashKey=str(0 if n % 2 else 2**128 - 1),  # both shards get records
+            )
+
+    def alerts_about(batch):
+        return [len(subscriber.take(about(a["entity_id"]))) for a in batch]
+
+    positions = tmp_path / "positions.json"
+    put(anomalies[:3])
+
+    # WHEN `clicksentry alerts` runs until caught up
+    first = _alerts_cli(aws_stack, positions, since)
+
+    # THEN each of the three is alerted once and every shard has a position
+    assert alerts_about(anomalies[:3]) == [1, 1, 1]
+    assert set(json.loads(positions.read_text())[aws_stack.anomalies_stream_arn]) == {
+        "shardId-000000000000",
+        "shardId-000000000001",
+    }
+    assert "caught up: True" in first
+    before_second = tmp_path / "positions-before-second-run.json"
+    shutil.copy(positions, before_second)
+
+    # WHEN three more arrive and the command is started again
+    put(anomalies[3:])
+    second = _alerts_cli(aws_stack, positions, since)
+
+    # THEN only the new ones are read and alerted; the first three are not read again
+    assert alerts_about(anomalies) == [0, 0, 0, 1, 1, 1]
+    assert "duplicate delivery" not in second
+
+    # WHEN it crashed after alerting but before saving positions (positions rolled back)
+    shutil.copy(before_second, positions)
+    third = _alerts_cli(aws_stack, positions, since)
+
+    # THEN the three re-read anomalies are recognised as handled and nobody is alerted twice
+    assert alerts_about(anomalies) == [0, 0, 0, 0, 0, 0]
+    for anomaly in anomalies[3:]:
+        assert f"anomaly {anomaly['anomaly_id']}: duplicate delivery" in third
+
+
+def test_alerts_command_names_a_bad_variable_and_exits_2(aws_stack, tmp_path):
+    # GIVEN a mistyped cooldown in the environment
+    env = {**os.environ, **aws_stack.env, "COOLDOWN_SECONDS": "five"}
+    # WHEN `clicksentry alerts` starts
+    done = subprocess.run(
+        [CLICKSENTRY, "alerts", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    # THEN it stops at once and names the variable
+    assert done.returncode == 2
+    assert "COOLDOWN_SECONDS must be a whole number >= 1, got 'five'" in done.stdout
