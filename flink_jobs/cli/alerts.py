@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -42,6 +43,26 @@ def local_stack_environment() -> dict[str, str]:
     }
 
 
+def _utc_timestamp(text: str) -> datetime:
+    """Parse an ISO-8601 timestamp that carries its offset.
+
+    Examples:
+        >>> _utc_timestamp("2026-01-05T00:12:10Z").isoformat()
+        '2026-01-05T00:12:10+00:00'
+        >>> _utc_timestamp("2026-01-05T00:12:10")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: '2026-01-05T00:12:10' has no UTC offset (add Z or +00:00)
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +00:00)")
+    return moment
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``clicksentry alerts``."""
     parser.add_argument("--stream", default=stack.ANOMALIES_STREAM, help="Kinesis stream name")
@@ -54,9 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="records per invocation")
     parser.add_argument(
         "--starting-position",
-        choices=("TRIM_HORIZON", "LATEST"),
+        choices=("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"),
         default="TRIM_HORIZON",
         help="where shards without a saved position start",
+    )
+    parser.add_argument(
+        "--starting-timestamp",
+        type=_utc_timestamp,
+        help="ISO-8601 time with offset, for --starting-position AT_TIMESTAMP",
     )
     parser.add_argument(
         "--poll-interval", type=float, default=1.0, help="seconds between polls of all shards"
@@ -74,6 +100,9 @@ def main(args: argparse.Namespace) -> int:
     """Run the local event source mapping; 0 when done, 1 if ``--once`` ran out of time."""
     if not 1 <= args.batch_size <= 10_000:
         print(f"--batch-size must be within 1..10000, got {args.batch_size}")
+        return 2
+    if (args.starting_position == "AT_TIMESTAMP") != (args.starting_timestamp is not None):
+        print("--starting-timestamp goes with --starting-position AT_TIMESTAMP (and only with it)")
         return 2
     for name, value in local_stack_environment().items():
         os.environ.setdefault(name, value)
@@ -94,6 +123,7 @@ def main(args: argparse.Namespace) -> int:
         args.positions_file,
         batch_size=args.batch_size,
         starting_position=args.starting_position,
+        starting_timestamp=args.starting_timestamp,
         timeout_seconds=args.function_timeout,
     )
     print(f"polling {mapping.stream_arn}; shard positions in {args.positions_file}")
