@@ -22,7 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 logger = logging.getLogger(__name__)
+
+# An iterator unused for 5 minutes expires; more than 5 reads per second per shard are throttled.
+RETRYABLE_READ_ERRORS = frozenset(
+    {"ExpiredIteratorException", "ProvisionedThroughputExceededException"}
+)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -225,7 +232,15 @@ class KinesisEventSourceMapping:
         iterator = self._iterator(shard_id)
         if iterator is None:
             return True
-        response = self._kinesis.get_records(ShardIterator=iterator, Limit=self._batch_size)
+        try:
+            response = self._kinesis.get_records(ShardIterator=iterator, Limit=self._batch_size)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code not in RETRYABLE_READ_ERRORS:
+                raise
+            logger.warning("%s: %s; reading it again from its saved position", shard_id, code)
+            del self._iterators[shard_id]
+            return False
         self._iterators[shard_id] = response.get("NextShardIterator")
         records = response["Records"]
         if not records:
