@@ -1,4 +1,5 @@
-"""Payloads for the alerting tests: the JSON files under tests/events/, made unique per run.
+"""Payloads and helpers for the alerting tests: the JSON files under tests/events/, made unique per
+run, the handler's environment on the local stack, and readers for the shared queues.
 
 The emulators outlive a pytest session (idempotency records, incidents, poison counters stay), so
 every test gives its anomalies entity ids and its Kinesis records shard ids and sequence numbers
@@ -13,8 +14,13 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from flink_jobs.cli.alerts import local_stack_environment
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 TEST_ENTITY_PREFIX = "cs-test-"
@@ -81,3 +87,73 @@ def _partition_key(data: bytes) -> str:
         return f"{anomaly['entity_type']}/{anomaly['entity_id']}"
     except (ValueError, KeyError, TypeError):
         return "unknown"
+
+
+def handler_environment(aws_stack) -> dict[str, str]:
+    """The Lambda function's environment variables on the local stack."""
+    return {
+        **local_stack_environment(),
+        **aws_stack.env,
+        "ALERTS_TOPIC_ARN": aws_stack.alert_topic_arn,
+        "IDEMPOTENCY_TABLE": aws_stack.idempotency_table,
+        "SUPPRESSION_TABLE": aws_stack.suppression_table,
+        "DEAD_LETTER_QUEUE_URL": aws_stack.alert_dlq_url,
+        "COOLDOWN_SECONDS": "300",
+        "POISON_MAX_ATTEMPTS": "3",
+    }
+
+
+class QueueReader:
+    """Reads a queue shared with other tests: receives and deletes only test messages.
+
+    Test messages are kept until a ``take`` claims them; other messages are left in the queue.
+    """
+
+    def __init__(self, sqs, url: str) -> None:
+        self.sqs = sqs
+        self.url = url
+        self.unclaimed: list[dict[str, Any]] = []
+
+    def take(self, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Every message body (parsed) matching ``wanted`` that is in the queue now, in order.
+
+        moto delivers SNS to SQS within the Publish call, so nothing is still on its way.
+        """
+        seen = set()
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=5
+            ).get("Messages", [])
+            new = [m for m in messages if m["MessageId"] not in seen]
+            if not new:
+                break
+            for message in new:
+                seen.add(message["MessageId"])
+                if TEST_ENTITY_PREFIX in message["Body"]:
+                    self.unclaimed.append(json.loads(message["Body"]))
+                    self.sqs.delete_message(
+                        QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+        found = [body for body in self.unclaimed if wanted(body)]
+        self.unclaimed = [body for body in self.unclaimed if not wanted(body)]
+        return found
+
+
+class _Body:
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_kwargs) -> Iterator[bytes]:
+        yield self._content
+
+
+THROTTLED_XML = (
+    b'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type>'
+    b"<Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+    b"<RequestId>throttled</RequestId></ErrorResponse>"
+)
+
+
+def throttled_response(request) -> AWSResponse:
+    """What SNS answers when it throttles: HTTP 400, query-protocol error ``Throttling``."""
+    return AWSResponse(request.url, 400, {}, _Body(THROTTLED_XML))

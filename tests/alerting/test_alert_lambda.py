@@ -1,22 +1,88 @@
 """The Lambda handler against moto server: SNS -> SQS subscription, DynamoDB tables, SQS DLQ."""
 
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 
 import pytest
 from alert_payloads import (
+    QueueReader,
     about,
     encode,
     failed_sequence_numbers,
     for_entity,
+    handler_environment,
     kinesis_event,
     load,
     new_shard_id,
     sequence_numbers,
+    throttled_response,
     unique_entity,
 )
 
+from alerting.event_source import LocalLambdaContext
+
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def handler(aws_stack, monkeypatch):
+    """The Lambda handler module, its execution environment started on the local stack."""
+    for name, value in handler_environment(aws_stack).items():
+        monkeypatch.setenv(name, value)
+    from alerting import handler
+
+    handler.alerter()
+    return handler
+
+
+@pytest.fixture
+def context() -> LocalLambdaContext:
+    return LocalLambdaContext(
+        function_name="clicksentry-alerts",
+        invoked_function_arn="arn:aws:lambda:us-east-1:000000000000:function:clicksentry-alerts",
+    )
+
+
+@pytest.fixture
+def subscriber(aws_stack) -> QueueReader:
+    """The SQS queue subscribed to the alert topic (raw delivery off: SNS envelopes)."""
+    return QueueReader(aws_stack.client("sqs"), aws_stack.alert_subscriber_queue_url)
+
+
+@pytest.fixture
+def dead_letters(aws_stack) -> QueueReader:
+    return QueueReader(aws_stack.client("sqs"), aws_stack.alert_dlq_url)
+
+
+@pytest.fixture
+def sns_throttled_for(handler):
+    """Make SNS answer ``Throttling`` (HTTP 400) to every Publish about one entity.
+
+    The fault is injected at botocore's send step of the handler's own SNS client: every other
+    request still goes to moto server.
+    """
+
+    @contextlib.contextmanager
+    def throttled(entity_id: str) -> Iterator[list[str]]:
+        refused: list[str] = []
+
+        def refuse(request, **_kwargs):
+            body = request.body.decode() if isinstance(request.body, bytes) else request.body
+            if entity_id in (body or ""):
+                refused.append(entity_id)
+                return throttled_response(request)
+            return None
+
+        events = handler.alerter().sns.meta.events
+        events.register("before-send.sns.Publish", refuse, unique_id="clicksentry-throttle")
+        try:
+            yield refused
+        finally:
+            events.unregister("before-send.sns.Publish", unique_id="clicksentry-throttle")
+
+    return throttled
 
 
 def test_subscriber_receives_subject_readable_body_and_attributes(handler, context, subscriber):

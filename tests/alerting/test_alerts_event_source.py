@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alert_payloads import about, encode, for_entity, load, unique_entity
+from alert_payloads import (
+    QueueReader,
+    about,
+    encode,
+    for_entity,
+    handler_environment,
+    load,
+    unique_entity,
+)
 
 from alerting.event_source import KinesisEventSourceMapping
 
@@ -36,6 +44,11 @@ KINESIS_FIELDS = {
     "data",
     "approximateArrivalTimestamp",
 }
+
+
+@pytest.fixture
+def subscriber(aws_stack) -> QueueReader:
+    return QueueReader(aws_stack.client("sqs"), aws_stack.alert_subscriber_queue_url)
 
 
 @pytest.fixture
@@ -100,14 +113,7 @@ def test_mapping_resumes_from_first_failed_record_and_restarts_where_it_stopped(
 
 
 def _alerts_cli(aws_stack, positions, since, *extra):
-    env = {
-        **os.environ,
-        **aws_stack.env,
-        "ALERTS_TOPIC_ARN": aws_stack.alert_topic_arn,
-        "IDEMPOTENCY_TABLE": aws_stack.idempotency_table,
-        "SUPPRESSION_TABLE": aws_stack.suppression_table,
-        "DEAD_LETTER_QUEUE_URL": aws_stack.alert_dlq_url,
-    }
+    env = {**os.environ, **handler_environment(aws_stack)}
     command = [
         CLICKSENTRY,
         "alerts",
