@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/clicksentry run
 
 ## make test: lint, unit tests, doctests and the real-minicluster tests.
-test: $(STAMP) emulators
+test: $(STAMP) jar emulators
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -37,6 +37,15 @@ lock:
 
 clean:
 	rm -rf $(VENV) out dist
+
+## make jar: the connector uber-jar deploy/target/pyflink-dependencies.jar (Maven Shade) and the
+## S3 file-system plugin in deploy/target/plugins/ for local runs.
+JAR := deploy/target/pyflink-dependencies.jar
+jar: $(JAR)
+
+$(JAR): deploy/pom.xml
+	cd deploy && mvn -B -q package
+	touch $@
 
 ## make emulators: kinesis-mock (npm kinesis-local, version pinned in deploy/emulators/) into .emulators/.
 EMULATORS := .emulators/node_modules/kinesis-local/main.js

@@ -22,3 +22,10 @@ def aws_stack() -> Iterator[stack.LocalStack]:
         yield local
     finally:
         stack.down(local.started)
+
+
+def pytest_configure(config):
+    """Ready the PyFlink JVM (started later, once per process) for the local emulators."""
+    from flink_jobs import aws_connectors
+
+    aws_connectors.prepare_local_jvm(stack.ACCESS_KEY_ID, stack.SECRET_ACCESS_KEY)
