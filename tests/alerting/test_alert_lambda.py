@@ -251,3 +251,19 @@ def test_poison_record_goes_to_the_dead_letter_queue_after_three_attempts(
     # THEN it is not parked twice
     assert again == {"batchItemFailures": []}
     assert dead_letters.take(lambda body: body["record"]["partition_key"] == poison_key) == []
+
+
+def test_anomaly_with_no_standout_feature_is_alerted_as_unattributed(handler, context, subscriber):
+    # GIVEN an anomalous window where no single feature stands out (kind "", no explanation)
+    anomaly = for_entity(load("anomaly-clicks-high.json"), unique_entity("plain"))
+    anomaly.update(kind="", explanation={})
+
+    # WHEN it is handled
+    response = handler.lambda_handler(kinesis_event([encode(anomaly)], new_shard_id()), context)
+
+    # THEN the alert says so instead of naming a feature
+    assert response == {"batchItemFailures": []}
+    [alert] = subscriber.take(about(anomaly["entity_id"]))
+    assert alert["Subject"].startswith("[clicksentry CRITICAL] anomaly on ad cs-test-plain-")
+    assert "What:  unattributed anomaly, score 0.71" in alert["Message"]
+    assert "  (no feature attribution)" in alert["Message"]
