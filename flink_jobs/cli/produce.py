@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="JSON-lines file to send as is (default: generate with the simulator)",
     )
     parser.add_argument("--seed", type=int, help="simulator seed (when generating)")
+    parser.add_argument("--minutes", type=float, help="simulated minutes (when generating)")
+    parser.add_argument(
+        "--events-per-second", type=float, help="simulated event rate (when generating)"
+    )
     parser.add_argument(
         "--stream-arn",
         default=stack.stream_arn(stack.CLICKS_STREAM),
@@ -43,8 +47,12 @@ def _lines(args: argparse.Namespace) -> tuple[list[str], str]:
         return [line for line in text.splitlines() if line], str(args.events)
     from flink_jobs.simulator import SimulationConfig, simulate
 
-    config = SimulationConfig() if args.seed is None else SimulationConfig(seed=args.seed)
-    return list(simulate(config).lines), "the simulator"
+    chosen = {
+        name: getattr(args, name)
+        for name in ("seed", "minutes", "events_per_second")
+        if getattr(args, name) is not None
+    }
+    return list(simulate(SimulationConfig(**chosen)).lines), "the simulator"
 
 
 def _client(args: argparse.Namespace):
