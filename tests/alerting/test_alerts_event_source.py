@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,14 +113,10 @@ def test_mapping_resumes_from_first_failed_record_and_restarts_where_it_stopped(
     assert batches == [["r6", "r7"]]
 
 
-def _alerts_cli(aws_stack, positions, since, *extra):
-    env = {**os.environ, **handler_environment(aws_stack)}
-    command = [
+def _alerts_command(positions, since, *options):
+    return [
         CLICKSENTRY,
         "alerts",
-        "--once",
-        "--max-seconds",
-        "60",
         "--poll-interval",
         "0.2",
         "--positions-file",
@@ -128,11 +125,16 @@ def _alerts_cli(aws_stack, positions, since, *extra):
         "AT_TIMESTAMP",
         "--starting-timestamp",
         since.isoformat(),
-        *extra,
+        *options,
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+
+
+def _handled_up_to(positions, stream_arn, written):
+    """True once the positions file is at or past every (shard, sequence number) in ``written``."""
+    if not positions.exists():
+        return False
+    saved = json.loads(positions.read_text()).get(stream_arn, {})
+    return all(int(saved.get(shard, -1)) >= int(seq) for shard, seq in written.items())
 
 
 def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
@@ -141,55 +143,80 @@ def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
     # GIVEN six ads with one anomaly each, three on both shards of the anomalies stream now,
     # three later
     kinesis = aws_stack.client("kinesis")
+    env = {**os.environ, **handler_environment(aws_stack)}
     since = datetime.now(UTC) - timedelta(seconds=2)
     anomalies = [
         for_entity(load("anomaly-clicks-high.json"), unique_entity(f"e2e{i}")) for i in range(6)
     ]
 
     def put(batch):
+        written = {}
         for n, anomaly in enumerate(batch):
-            kinesis.put_record(
+            receipt = kinesis.put_record(
                 StreamName=aws_stack.anomalies_stream,
                 Data=encode(anomaly),
                 PartitionKey=f"{anomaly['entity_type']}/{anomaly['entity_id']}",
                 ExplicitHashKey=str(0 if n % 2 else 2**128 - 1),  # both shards get records
             )
+            written[receipt["ShardId"]] = receipt["SequenceNumber"]
+        return written
 
     def alerts_about(batch):
         return [len(subscriber.take(about(a["entity_id"]))) for a in batch]
 
+    def run_once(positions):
+        command = _alerts_command(positions, since, "--once", "--max-seconds", "60")
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "caught up: True" in done.stdout
+        return done.stdout
+
     positions = tmp_path / "positions.json"
-    put(anomalies[:3])
+    written = put(anomalies[:3])
 
-    # WHEN `clicksentry alerts` runs until caught up
-    first = _alerts_cli(aws_stack, positions, since)
+    # WHEN `clicksentry alerts` polls like the real mapping and is killed once it saved positions
+    # past those records
+    running = subprocess.Popen(
+        _alerts_command(positions, since, "--max-seconds", "60"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _handled_up_to(positions, aws_stack.anomalies_stream_arn, written):
+            assert running.poll() is None, "clicksentry alerts exited early"
+            assert time.monotonic() < deadline, "records not handled within 60 s"
+            time.sleep(0.2)
+    finally:
+        running.kill()
+        running.wait()
 
-    # THEN each of the three is alerted once and every shard has a position
+    # THEN each of the three is alerted once and both shards have a position
     assert alerts_about(anomalies[:3]) == [1, 1, 1]
     assert set(json.loads(positions.read_text())[aws_stack.anomalies_stream_arn]) == {
         "shardId-000000000000",
         "shardId-000000000001",
     }
-    assert "caught up: True" in first
-    before_second = tmp_path / "positions-before-second-run.json"
-    shutil.copy(positions, before_second)
+    before_restart = tmp_path / "positions-before-restart.json"
+    shutil.copy(positions, before_restart)
 
     # WHEN three more arrive and the command is started again
     put(anomalies[3:])
-    second = _alerts_cli(aws_stack, positions, since)
+    restarted = run_once(positions)
 
     # THEN only the new ones are read and alerted; the first three are not read again
     assert alerts_about(anomalies) == [0, 0, 0, 1, 1, 1]
-    assert "duplicate delivery" not in second
+    assert "duplicate delivery" not in restarted
 
-    # WHEN it crashed after alerting but before saving positions (positions rolled back)
-    shutil.copy(before_second, positions)
-    third = _alerts_cli(aws_stack, positions, since)
+    # WHEN it had crashed after alerting but before saving positions (positions rolled back)
+    shutil.copy(before_restart, positions)
+    after_crash = run_once(positions)
 
     # THEN the three re-read anomalies are recognised as handled and nobody is alerted twice
     assert alerts_about(anomalies) == [0, 0, 0, 0, 0, 0]
     for anomaly in anomalies[3:]:
-        assert f"anomaly {anomaly['anomaly_id']}: duplicate delivery" in third
+        assert f"anomaly {anomaly['anomaly_id']}: duplicate delivery" in after_crash
 
 
 def test_alerts_command_names_a_bad_variable_and_exits_2(aws_stack, tmp_path):
