@@ -9,6 +9,7 @@ local stack of ``clicksentry stack up``.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -106,6 +107,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for name, value in local_stack_environment().items():
         os.environ.setdefault(name, value)
+    if not args.verbose:
+        logging.getLogger("botocore").setLevel(logging.WARNING)
 
     from alerting import handler
     from alerting.config import ConfigError
