@@ -108,7 +108,11 @@ class Alerter:
             return "dead-letter"
         shard = shard_of(record)
         self._shard_times[shard] = max(self._shard_times.get(shard, 0), anomaly.window_end_ms)
-        outcome = self._alert_once(anomaly=anomaly, shard=shard)
+        try:
+            outcome = self._alert_once(anomaly=anomaly, shard=shard)
+        except (BotoCoreError, ClientError) as error:
+            logger.warning("anomaly %s failed, to be retried: %s", anomaly.anomaly_id, error)
+            raise
         if outcome.get("duplicate"):
             logger.info(
                 "anomaly %s: duplicate delivery, already handled (%s)",
