@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # A throttled or unreachable SNS fails the record after a few quick tries; the event source
 # mapping retries it, so the Lambda does not spend its timeout waiting.
 AWS_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5
+    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5
 )
 IDEMPOTENCY_KEY_PREFIX = "clicksentry-alerts.anomaly"
 INCIDENT_TTL_GRACE_SECONDS = 86_400

@@ -147,13 +147,18 @@ class _Body:
         yield self._content
 
 
-THROTTLED_XML = (
-    b'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type>'
-    b"<Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
-    b"<RequestId>throttled</RequestId></ErrorResponse>"
-)
+SNS_FAULTS = {
+    "throttling": (400, "Sender", "Throttling", "Rate exceeded"),
+    "outage": (503, "Receiver", "ServiceUnavailable", "Service is unavailable"),
+}
 
 
-def throttled_response(request) -> AWSResponse:
-    """What SNS answers when it throttles: HTTP 400, query-protocol error ``Throttling``."""
-    return AWSResponse(request.url, 400, {}, _Body(THROTTLED_XML))
+def sns_fault_response(request, fault: str) -> AWSResponse:
+    """SNS throttling (HTTP 400) or down (HTTP 503), as a query-protocol error response."""
+    status, side, code, text = SNS_FAULTS[fault]
+    xml = (
+        f'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>{side}</Type>'
+        f"<Code>{code}</Code><Message>{text}</Message></Error>"
+        f"<RequestId>{fault}</RequestId></ErrorResponse>"
+    )
+    return AWSResponse(request.url, status, {}, _Body(xml.encode()))

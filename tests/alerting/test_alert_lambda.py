@@ -17,7 +17,7 @@ from alert_payloads import (
     load,
     new_shard_id,
     sequence_numbers,
-    throttled_response,
+    sns_fault_response,
     unique_entity,
 )
 
@@ -57,22 +57,22 @@ def dead_letters(aws_stack) -> QueueReader:
 
 
 @pytest.fixture
-def sns_throttled_for(handler):
-    """Make SNS answer ``Throttling`` (HTTP 400) to every Publish about one entity.
+def sns_failing_for(handler):
+    """Make SNS answer a fault (``throttling`` or ``outage``) to every Publish about one entity.
 
     The fault is injected at botocore's send step of the handler's own SNS client: every other
     request still goes to moto server.
     """
 
     @contextlib.contextmanager
-    def throttled(entity_id: str) -> Iterator[list[str]]:
+    def failing(entity_id: str, fault: str) -> Iterator[list[str]]:
         refused: list[str] = []
 
         def refuse(request, **_kwargs):
             body = request.body.decode() if isinstance(request.body, bytes) else request.body
             if entity_id in (body or ""):
                 refused.append(entity_id)
-                return throttled_response(request)
+                return sns_fault_response(request, fault)
             return None
 
         events = handler.alerter().sns.meta.events
@@ -82,7 +82,7 @@ def sns_throttled_for(handler):
         finally:
             events.unregister("before-send.sns.Publish", unique_id="clicksentry-throttle")
 
-    return throttled
+    return failing
 
 
 def test_subscriber_receives_subject_readable_body_and_attributes(handler, context, subscriber):
@@ -190,19 +190,20 @@ def test_flood_that_ends_sends_one_alert_and_one_ended_update(handler, context, 
     assert len(subscriber.take(about(later["entity_id"]))) == 1
 
 
-def test_sns_throttling_fails_only_the_affected_record(
-    handler, context, subscriber, sns_throttled_for
+@pytest.mark.parametrize("fault", ["throttling", "outage"])
+def test_sns_failure_fails_only_the_affected_record(
+    fault, handler, context, subscriber, sns_failing_for
 ):
     # GIVEN three anomalies of three ads in one batch
     ads = [for_entity(load("anomaly-clicks-high.json"), unique_entity(f"ad{i}")) for i in range(3)]
     event = kinesis_event([encode(ad) for ad in ads], new_shard_id())
 
-    # WHEN SNS throttles every publish about the second ad
-    with sns_throttled_for(ads[1]["entity_id"]) as refused:
+    # WHEN SNS throttles, or is down for, every publish about the second ad
+    with sns_failing_for(ads[1]["entity_id"], fault) as refused:
         response = handler.lambda_handler(event, context)
 
     # THEN only that record is reported failed, and the other two were alerted
-    assert refused, "the throttled publish was attempted"
+    assert len(refused) == 3, "botocore made its three attempts"
     assert failed_sequence_numbers(response) == [sequence_numbers(event)[1]]
     assert [len(subscriber.take(about(ad["entity_id"]))) for ad in ads] == [1, 0, 1]
 
