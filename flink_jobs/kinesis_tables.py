@@ -17,6 +17,9 @@ STREAM_ARN = re.compile(
     r"(?P<account>\d{12}):stream/(?P<name>[A-Za-z0-9_.-]{1,128})$"
 )
 INITIAL_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+#: Partitioner class in the connector jar (deploy/src): key = ``entity_type/entity_id`` of the
+#: JSON record in the table's single ``raw`` column.
+ENTITY_PARTITIONER = "io.clicksentry.flink.EntityPartitionKeyGenerator"
 
 
 class SettingError(ValueError):
@@ -114,9 +117,15 @@ def source_options(
 
 
 def sink_options(
-    stream: StreamRef, endpoint: str | None = None, fmt: Mapping[str, str] | None = None
+    stream: StreamRef,
+    endpoint: str | None = None,
+    fmt: Mapping[str, str] | None = None,
+    partitioner: str | None = None,
 ) -> dict[str, str]:
-    """Options of a table writing to ``stream``; partition keys come from ``PARTITIONED BY``.
+    """Options of a table writing to ``stream``.
+
+    Partition keys come from ``PARTITIONED BY`` columns, or from ``partitioner`` (``"random"``,
+    or a class such as :data:`ENTITY_PARTITIONER` for a single ``raw`` JSON column).
 
     Against a local endpoint the SDK v2 client is told to speak HTTP/1.1 (plain HTTP has no
     HTTP/2) and to trust the emulator's certificate, as the connector's own tests do.
@@ -128,6 +137,8 @@ def sink_options(
     False
     """
     options = {**_client_options(stream, endpoint), **(fmt or {"format": "json"})}
+    if partitioner:
+        options["sink.partitioner"] = partitioner
     if endpoint:
         options["aws.http.protocol.version"] = "HTTP1_1"
         options["aws.trust.all.certificates"] = "true"

@@ -65,7 +65,12 @@ def test_jar_reads_and_writes_kinesis_by_arn_and_archives_to_s3_on_checkpoints(a
     kinesis.put_records(
         StreamARN=streams["in"],
         Records=[
-            {"Data": json.dumps({"n": i, "entity": f"ad-{i % 7}"}).encode(), "PartitionKey": str(i)}
+            {
+                "Data": json.dumps(
+                    {"n": i, "entity_type": "ad", "entity_id": f"ad-{i % 7}"}
+                ).encode(),
+                "PartitionKey": str(i),
+            }
             for i in range(RECORDS)
         ],
     )
@@ -82,29 +87,29 @@ def test_jar_reads_and_writes_kinesis_by_arn_and_archives_to_s3_on_checkpoints(a
     source = kinesis_tables.source_options(
         kinesis_tables.parse_stream_arn(streams["in"], "in"),
         aws_stack.kinesis_endpoint,
-        fmt={"format": "json"},
     )
     sink = kinesis_tables.sink_options(
-        kinesis_tables.parse_stream_arn(streams["out"], "out"), aws_stack.kinesis_endpoint
+        kinesis_tables.parse_stream_arn(streams["out"], "out"),
+        aws_stack.kinesis_endpoint,
+        fmt={"format": "raw"},
+        partitioner=kinesis_tables.ENTITY_PARTITIONER,
     )
     archive = kinesis_tables.s3_archive_options(
         f"s3://{aws_stack.archive_bucket}/{prefix}", "archive", roll_every="2 s"
     )
+    tables.execute_sql(f"CREATE TABLE src (payload STRING) {kinesis_tables.with_clause(source)}")
+    tables.execute_sql(f"CREATE TABLE dst (record STRING) {kinesis_tables.with_clause(sink)}")
     tables.execute_sql(
-        f"CREATE TABLE src (n INT, entity STRING) {kinesis_tables.with_clause(source)}"
-    )
-    tables.execute_sql(
-        f"CREATE TABLE dst (n INT, entity STRING) PARTITIONED BY (entity) "
-        f"{kinesis_tables.with_clause(sink)}"
-    )
-    tables.execute_sql(
-        f"CREATE TABLE arc (n INT, entity STRING) {kinesis_tables.with_clause(archive)}"
+        f"CREATE TABLE arc (n INT, entity_id STRING) {kinesis_tables.with_clause(archive)}"
     )
 
     # WHEN a job copies the input stream to the output stream and to the S3 archive
     statements = tables.create_statement_set()
-    statements.add_insert_sql("INSERT INTO dst SELECT n, entity FROM src")
-    statements.add_insert_sql("INSERT INTO arc SELECT n, entity FROM src")
+    statements.add_insert_sql("INSERT INTO dst SELECT payload FROM src")
+    statements.add_insert_sql(
+        "INSERT INTO arc SELECT CAST(JSON_VALUE(payload, '$.n') AS INT), "
+        "JSON_VALUE(payload, '$.entity_id') FROM src"
+    )
     job = statements.execute().get_job_client()
     deadline = time.monotonic() + 120
     try:
@@ -117,7 +122,8 @@ def test_jar_reads_and_writes_kinesis_by_arn_and_archives_to_s3_on_checkpoints(a
     finally:
         job.cancel().result()
 
-    # THEN every record reached the output stream, keyed by entity, and committed S3 files
+    # THEN every record reached the output stream whole, keyed entity_type/entity_id,
+    # and the archive's committed S3 files hold every record
     assert sorted(r["n"] for _, r in out) == list(range(RECORDS))
-    assert all(key == record["entity"] for key, record in out)
+    assert all(key == f"ad/{record['entity_id']}" for key, record in out)
     assert sorted(r["n"] for r in archived) == list(range(RECORDS))
