@@ -1,9 +1,9 @@
 """Payloads and helpers for the alerting tests: the JSON files under tests/events/, made unique per
 run, the handler's environment on the local stack, and readers for the shared queues.
 
-The emulators outlive a pytest session (idempotency records, incidents, poison counters stay), so
-every test gives its anomalies entity ids and its Kinesis records shard ids and sequence numbers
-of its own.
+The emulators outlive a pytest session (idempotency records, incidents, poison counters stay) and
+other sessions use them at the same time, so every test gives its anomalies entity ids (with this
+session's token) and its Kinesis records shard ids and sequence numbers of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from flink_jobs.cli.alerts import local_stack_environment
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 TEST_ENTITY_PREFIX = "cs-test-"
+SESSION_PREFIX = f"{TEST_ENTITY_PREFIX}{uuid.uuid4().hex[:4]}-"
+STALE_AFTER_MS = 600_000
 _sequence = itertools.count(time.time_ns())
 
 
@@ -32,7 +34,7 @@ def load(name: str) -> Any:
 
 
 def unique_entity(label: str) -> str:
-    return f"{TEST_ENTITY_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
+    return f"{SESSION_PREFIX}{label}-{uuid.uuid4().hex[:6]}"
 
 
 def for_entity(anomaly: dict[str, Any], entity_id: str) -> dict[str, Any]:
@@ -104,9 +106,11 @@ def handler_environment(aws_stack) -> dict[str, str]:
 
 
 class QueueReader:
-    """Reads a queue shared with other tests: receives and deletes only test messages.
+    """Reads a queue shared with other tests and sessions.
 
-    Test messages are kept until a ``take`` claims them; other messages are left in the queue.
+    Takes (receives and deletes) only this session's messages and keeps them until a ``take``
+    claims them; deletes test messages left over from sessions that ended long ago; every other
+    message is hidden while the queue is paged through, then handed straight back.
     """
 
     def __init__(self, sqs, url: str) -> None:
@@ -119,24 +123,34 @@ class QueueReader:
 
         moto delivers SNS to SQS within the Publish call, so nothing is still on its way.
         """
-        seen = set()
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=5
-            ).get("Messages", [])
-            new = [m for m in messages if m["MessageId"] not in seen]
-            if not new:
-                break
-            for message in new:
-                seen.add(message["MessageId"])
-                if TEST_ENTITY_PREFIX in message["Body"]:
-                    self.unclaimed.append(json.loads(message["Body"]))
-                    self.sqs.delete_message(
-                        QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"]
-                    )
+        others = []
+        try:
+            while messages := self.sqs.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                VisibilityTimeout=20,
+                MessageSystemAttributeNames=["SentTimestamp"],
+            ).get("Messages", []):
+                others += [m["ReceiptHandle"] for m in messages if not self._took(m)]
+        finally:
+            for handle in others:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0
+                )
         found = [body for body in self.unclaimed if wanted(body)]
         self.unclaimed = [body for body in self.unclaimed if not wanted(body)]
         return found
+
+    def _took(self, message: dict[str, Any]) -> bool:
+        """Delete this session's and stale test messages (keeping this session's bodies)."""
+        age_ms = time.time() * 1000 - int(message["Attributes"]["SentTimestamp"])
+        if SESSION_PREFIX in message["Body"]:
+            self.unclaimed.append(json.loads(message["Body"]))
+        elif not (TEST_ENTITY_PREFIX in message["Body"] and age_ms > STALE_AFTER_MS):
+            return False
+        self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        return True
 
 
 class _Body:

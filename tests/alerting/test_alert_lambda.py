@@ -265,6 +265,8 @@ def test_anomaly_with_no_standout_feature_is_alerted_as_unattributed(handler, co
     # THEN the alert says so instead of naming a feature
     assert response == {"batchItemFailures": []}
     [alert] = subscriber.take(about(anomaly["entity_id"]))
-    assert alert["Subject"].startswith("[clicksentry CRITICAL] anomaly on ad cs-test-plain-")
+    assert alert["Subject"] == (
+        f"[clicksentry CRITICAL] anomaly on ad {anomaly['entity_id']} at 2026-01-05 00:12:10Z"
+    )
     assert "What:  unattributed anomaly, score 0.71" in alert["Message"]
     assert "  (no feature attribution)" in alert["Message"]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from alert_payloads import (
 )
 
 from alerting.event_source import KinesisEventSourceMapping
+from flink_jobs import stack
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +54,14 @@ def subscriber(aws_stack) -> QueueReader:
 
 @pytest.fixture
 def private_stream(aws_stack):
-    """A one-shard stream of this test's own on kinesis-mock, deleted afterwards."""
+    """A two-shard anomalies stream of this test's own on kinesis-mock, deleted afterwards.
+
+    Other tests write to the stack's streams at the same time; a stream of its own keeps what
+    this test reads exactly what it wrote.
+    """
     kinesis = aws_stack.client("kinesis")
-    name = f"cs-test-mapping-{uuid.uuid4().hex[:8]}"
-    kinesis.create_stream(StreamName=name, ShardCount=1)
+    name = f"{aws_stack.anomalies_stream}-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(
         StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
     )
@@ -113,18 +117,16 @@ def test_mapping_resumes_from_first_failed_record_and_restarts_where_it_stopped(
     assert batches == [["r6", "r7"]]
 
 
-def _alerts_command(positions, since, *options):
+def _alerts_command(stream, positions, *options):
     return [
         CLICKSENTRY,
         "alerts",
+        "--stream",
+        stream,
         "--poll-interval",
         "0.2",
         "--positions-file",
         str(positions),
-        "--starting-position",
-        "AT_TIMESTAMP",
-        "--starting-timestamp",
-        since.isoformat(),
         *options,
     ]
 
@@ -138,13 +140,13 @@ def _handled_up_to(positions, stream_arn, written):
 
 
 def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
-    aws_stack, tmp_path, subscriber
+    aws_stack, private_stream, tmp_path, subscriber
 ):
-    # GIVEN six ads with one anomaly each, three on both shards of the anomalies stream now,
+    # GIVEN six ads with one anomaly each, three on both shards of an anomalies stream now,
     # three later
     kinesis = aws_stack.client("kinesis")
+    stream_arn = stack.stream_arn(private_stream)
     env = {**os.environ, **handler_environment(aws_stack)}
-    since = datetime.now(UTC) - timedelta(seconds=2)
     anomalies = [
         for_entity(load("anomaly-clicks-high.json"), unique_entity(f"e2e{i}")) for i in range(6)
     ]
@@ -153,7 +155,7 @@ def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
         written = {}
         for n, anomaly in enumerate(batch):
             receipt = kinesis.put_record(
-                StreamName=aws_stack.anomalies_stream,
+                StreamName=private_stream,
                 Data=encode(anomaly),
                 PartitionKey=f"{anomaly['entity_type']}/{anomaly['entity_id']}",
                 ExplicitHashKey=str(0 if n % 2 else 2**128 - 1),  # both shards get records
@@ -165,7 +167,7 @@ def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
         return [len(subscriber.take(about(a["entity_id"]))) for a in batch]
 
     def run_once(positions):
-        command = _alerts_command(positions, since, "--once", "--max-seconds", "60")
+        command = _alerts_command(private_stream, positions, "--once", "--max-seconds", "60")
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "caught up: True" in done.stdout
@@ -177,14 +179,14 @@ def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
     # WHEN `clicksentry alerts` polls like the real mapping and is killed once it saved positions
     # past those records
     running = subprocess.Popen(
-        _alerts_command(positions, since, "--max-seconds", "60"),
+        _alerts_command(private_stream, positions, "--max-seconds", "60"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
-        while not _handled_up_to(positions, aws_stack.anomalies_stream_arn, written):
+        while not _handled_up_to(positions, stream_arn, written):
             assert running.poll() is None, "clicksentry alerts exited early"
             assert time.monotonic() < deadline, "records not handled within 60 s"
             time.sleep(0.2)
@@ -194,7 +196,7 @@ def test_alerts_command_end_to_end_with_a_restart_and_no_duplicates(
 
     # THEN each of the three is alerted once and both shards have a position
     assert alerts_about(anomalies[:3]) == [1, 1, 1]
-    assert set(json.loads(positions.read_text())[aws_stack.anomalies_stream_arn]) == {
+    assert set(json.loads(positions.read_text())[stream_arn]) == {
         "shardId-000000000000",
         "shardId-000000000001",
     }
