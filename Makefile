@@ -56,3 +56,10 @@ $(EMULATORS): deploy/emulators/package.json deploy/emulators/package-lock.json
 	cp deploy/emulators/package.json deploy/emulators/package-lock.json .emulators/
 	cd .emulators && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+## make package: dist/clicksentry-managed-flink.zip for Managed Service for Apache Flink (main.py,
+## lib/pyflink-dependencies.jar, dep/) and, when deploy/package_lambda.py exists, the alerting
+## Lambda's zip.
+package: $(STAMP) jar
+	$(BIN)/python deploy/package_flink.py
+	if [ -f deploy/package_lambda.py ]; then $(BIN)/python deploy/package_lambda.py; fi

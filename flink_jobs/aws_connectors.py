@@ -1,8 +1,9 @@
 """Where the AWS connector jar and the S3 file-system plugin live, and how a local JVM uses them.
 
 The Kinesis SQL connector and its AWS SDKs come from ``deploy/target/pyflink-dependencies.jar``
-(``make jar``), added to a job through ``pipeline.jars`` — on Managed Flink the same jar is
-``lib/pyflink-dependencies.jar`` inside the application zip. ``s3://`` needs the
+(``make jar``), added to a local job through ``pipeline.jars`` (and :func:`add_jar_to_planner`);
+on Managed Flink the same jar is ``lib/pyflink-dependencies.jar`` in the application zip
+(run option ``jarfile``). ``s3://`` needs the
 ``flink-s3-fs-hadoop`` plugin: Managed Flink brings it, a local minicluster does not load plugins
 by itself, so :func:`initialize_filesystems` does what a Flink cluster does at start-up.
 
@@ -36,6 +37,18 @@ def jar_url(jar: Path = CONNECTOR_JAR) -> str:
     if not jar.is_file():
         raise FileNotFoundError(f"connector jar {jar} not found; build it with `make jar`")
     return jar.resolve().as_uri()
+
+
+def add_jar_to_planner(url: str) -> None:
+    """Make the connector jar visible to table environments created after this call.
+
+    A ``StreamTableEnvironment`` resolves connector factories with a class loader fixed when it
+    is created, so ``pipeline.jars`` set afterwards reaches the job but not the planner. Call
+    this before the environment is created, and set ``pipeline.jars`` on it afterwards.
+    """
+    from pyflink.util.java_utils import add_jars_to_context_class_loader
+
+    add_jars_to_context_class_loader([url])
 
 
 def prepare_local_jvm(

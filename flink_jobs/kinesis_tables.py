@@ -1,16 +1,33 @@
-"""SQL connector options for Kinesis streams and the S3 archive, built from stream ARNs.
+"""The job's tables on Kinesis and S3 (``job.source = kinesis``), built from stream ARNs.
 
 The connector jar (see :mod:`flink_jobs.aws_connectors`) registers ``'connector' = 'kinesis'``:
 a source reading a stream by name and region, and a sink writing with ``PutRecords``. Settings
-carry stream ARNs, which are validated here and turned into those options, so a bad value fails
-at start-up naming the setting. Every value reaches SQL through :func:`with_clause`, quoted.
+(property groups ``kinesis`` and ``archive``) carry stream ARNs and an ``s3://`` root; they are
+validated here, and :func:`check_reachable` asks the services whether the streams and the bucket
+exist, so a bad value fails at start-up naming the setting. Every value reaches SQL quoted.
+
+Where each output goes:
+
+* clicks ← ``kinesis.clicks_stream_arn`` (raw payloads, as the local file source);
+* anomalies → ``kinesis.anomalies_stream_arn``, one record per anomaly, partition key
+  ``entity_type/entity_id``;
+* dead letters → ``kinesis.dead_letter_stream_arn`` (JSON), or ``<archive>/dead-letters/`` if
+  that setting is empty;
+* scored windows and raw events → ``<archive>/scored-windows/`` and ``<archive>/raw-events/``,
+  Hive-partitioned ``dt=/hour=``, files committed on checkpoints.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
 
 STREAM_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):kinesis:(?P<region>[a-z]{2}(-[a-z]+)+-\d):"
@@ -94,7 +111,7 @@ def source_options(
     endpoint: str | None = None,
     initial_position: str = "TRIM_HORIZON",
     fmt: Mapping[str, str] | None = None,
-    records_per_fetch: int = 1000,
+    records_per_fetch: int = 200,
 ) -> dict[str, str]:
     """Options of a table reading ``stream`` (polling; small fetches keep shards interleaved).
 
@@ -111,6 +128,9 @@ def source_options(
     return {
         **_client_options(stream, endpoint),
         "scan.stream.initpos": initial_position,
+        # each source subtask reads its share of shards (job parallelism = shard count gives one
+        # shard a subtask, so each shard keeps its own watermark)
+        "scan.shard-assigner": "uniform",
         "scan.shard.getrecords.maxrecordcount": str(records_per_fetch),
         **(fmt or {"format": "raw"}),
     }
@@ -166,3 +186,168 @@ def s3_archive_options(path: str, setting: str, roll_every: str = "10 s") -> dic
         "sink.rolling-policy.inactivity-interval": roll_every,
         "sink.rolling-policy.check-interval": "1 s",
     }
+
+
+@dataclass(frozen=True)
+class KinesisSettings:
+    """The validated ``kinesis`` and ``archive`` property groups."""
+
+    clicks: StreamRef
+    anomalies: StreamRef
+    dead_letters: StreamRef | None
+    endpoint: str | None
+    initial_position: str
+    archive: str
+    s3_endpoint: str | None
+
+    @property
+    def region(self) -> str:
+        """The clicks stream's region (every stream and the bucket are expected in it)."""
+        return self.clicks.region
+
+
+def _endpoint(value: str, setting: str) -> str | None:
+    if not value:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise SettingError(setting, f"{value!r} is not an http(s):// URL")
+    return value.rstrip("/")
+
+
+def settings_from(groups: Mapping[str, Mapping[str, Any]]) -> KinesisSettings:
+    """Validate the ``kinesis`` and ``archive`` groups (parsed values by group and key).
+
+    >>> arn = "arn:aws:kinesis:us-east-1:000000000000:stream/"
+    >>> s = settings_from({"kinesis": {"clicks_stream_arn": arn + "c",
+    ...     "anomalies_stream_arn": arn + "a", "dead_letter_stream_arn": "",
+    ...     "endpoint": "http://127.0.0.1:4568", "initial_position": "TRIM_HORIZON"},
+    ...     "archive": {"path": "s3://bucket/x", "s3_endpoint": ""}})
+    >>> s.clicks.name, s.dead_letters, s.archive
+    ('c', None, 's3://bucket/x/')
+    >>> settings_from({"kinesis": {}, "archive": {}})
+    Traceback (most recent call last):
+    ...
+    flink_jobs.kinesis_tables.SettingError: kinesis.clicks_stream_arn: '' is not a Kinesis \
+stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)
+    """
+    kinesis, archive = groups.get("kinesis", {}), groups.get("archive", {})
+    clicks = parse_stream_arn(kinesis.get("clicks_stream_arn", ""), "kinesis.clicks_stream_arn")
+    anomalies = parse_stream_arn(
+        kinesis.get("anomalies_stream_arn", ""), "kinesis.anomalies_stream_arn"
+    )
+    dead = kinesis.get("dead_letter_stream_arn", "")
+    path = archive.get("path", "")
+    s3_archive_options(path, "archive.path")
+    position = kinesis.get("initial_position", "TRIM_HORIZON")
+    if position not in INITIAL_POSITIONS[:2]:
+        raise SettingError(
+            "kinesis.initial_position", f"{position!r} is not TRIM_HORIZON or LATEST"
+        )
+    return KinesisSettings(
+        clicks=clicks,
+        anomalies=anomalies,
+        dead_letters=parse_stream_arn(dead, "kinesis.dead_letter_stream_arn") if dead else None,
+        endpoint=_endpoint(kinesis.get("endpoint", ""), "kinesis.endpoint"),
+        initial_position=position,
+        archive=path.rstrip("/") + "/",
+        s3_endpoint=_endpoint(archive.get("s3_endpoint", ""), "archive.s3_endpoint"),
+    )
+
+
+def job_tables(settings: KinesisSettings):
+    """The :class:`~flink_jobs.job.JobTables` of the job on Kinesis and S3."""
+    from flink_jobs.job import JobTables
+
+    json_lines = {"format": "json"}
+    if settings.dead_letters is not None:
+        dead_letters = sink_options(settings.dead_letters, settings.endpoint, json_lines, "random")
+    else:
+        dead_letters = s3_archive_options(settings.archive + "dead-letters/", "archive.path")
+    return JobTables(
+        source=source_options(settings.clicks, settings.endpoint, settings.initial_position),
+        dead_letters=dead_letters,
+        anomalies=sink_options(
+            settings.anomalies, settings.endpoint, {"format": "raw"}, ENTITY_PARTITIONER
+        ),
+        scored_windows=s3_archive_options(settings.archive + "scored-windows/", "archive.path"),
+        raw_events={
+            **s3_archive_options(settings.archive + "raw-events/", "archive.path"),
+            "format": "raw",
+        },
+    )
+
+
+def _reach(endpoint: str, setting: str, timeout_s: float = 3.0) -> None:
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError as err:
+        raise SettingError(setting, f"cannot connect to {endpoint} ({err})") from None
+
+
+def check_reachable(
+    settings: KinesisSettings, credentials: Mapping[str, str] | None = None
+) -> None:
+    """Ask the services whether every configured stream and the archive bucket exist.
+
+    Raises :class:`SettingError` naming the first setting that cannot work: an endpoint that
+    does not answer, a stream ARN that names no stream, a bucket that does not exist.
+    """
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    for endpoint, setting in (
+        (settings.endpoint, "kinesis.endpoint"),
+        (settings.s3_endpoint, "archive.s3_endpoint"),
+    ):
+        if endpoint:
+            _reach(endpoint, setting)
+    config = Config(
+        connect_timeout=5,
+        read_timeout=10,
+        retries={"max_attempts": 2},
+        s3={"addressing_style": "path"},
+    )
+    kinesis = boto3.client(
+        "kinesis",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint,
+        config=config,
+        **(credentials or {}),
+    )
+    streams = [
+        ("kinesis.clicks_stream_arn", settings.clicks),
+        ("kinesis.anomalies_stream_arn", settings.anomalies),
+    ]
+    if settings.dead_letters is not None:
+        streams.append(("kinesis.dead_letter_stream_arn", settings.dead_letters))
+    for setting, stream in streams:
+        try:
+            kinesis.describe_stream_summary(StreamARN=stream.arn)
+        except ClientError as err:
+            raise SettingError(
+                setting,
+                f"stream {stream.arn}: {err.response['Error']['Code']}: "
+                f"{err.response['Error'].get('Message', '')}",
+            ) from None
+        except BotoCoreError as err:
+            raise SettingError(setting, f"stream {stream.arn}: {err}") from None
+    bucket = urlparse(settings.archive).netloc
+    s3 = boto3.client(
+        "s3",
+        region_name=settings.region,
+        endpoint_url=settings.s3_endpoint,
+        config=config,
+        **(credentials or {}),
+    )
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as err:
+        code = err.response["Error"]["Code"]
+        raise SettingError("archive.path", f"bucket {bucket!r}: {code}") from None
+    except BotoCoreError as err:
+        raise SettingError("archive.path", f"bucket {bucket!r}: {err}") from None
+    log.info("kinesis streams and archive bucket %s answer", bucket)

@@ -1,0 +1,186 @@
+"""Build ``dist/clicksentry-managed-flink.zip``: the job for Managed Service for Apache Flink.
+
+Layout, as the service's run options expect (see docs/kinesis.md)::
+
+    main.py                        # run option  python  = main.py
+    lib/pyflink-dependencies.jar   # run option  jarfile = lib/pyflink-dependencies.jar
+    dep/                           # run option  pyFiles = dep/
+        flink_jobs/ models/ udfs/  #   the project's packages
+        krcf/ river/ sklearn/ ...  #   third-party packages the Flink runtime lacks
+    application_properties.json    # sample runtime properties (every group the job reads)
+
+The service installs nothing with pip at run time. Third-party packages are installed by pip for
+its platform (x86_64 Linux: ``manylinux2014``, or ``manylinux_2_28`` where a package only ships
+that — krcf does —, CPython 3.11, wheels only) at the versions pinned in
+``constraints.txt``, without their dependencies: the list is the dependency closure of the
+project's runtime requirements minus the closure of ``apache-flink``, which the runtime brings
+(numpy, pandas, pyarrow, …). Entries are sorted and dated 1980-01-01: same inputs, same bytes.
+
+Usage: ``python deploy/package_flink.py [--output PATH]`` (``make package`` runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+log = logging.getLogger("package_flink")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+JAR = DEPLOY / "target" / "pyflink-dependencies.jar"
+MAIN = DEPLOY / "managed_flink" / "main.py"
+PROPERTIES = DEPLOY / "managed_flink" / "application_properties.json"
+PROJECT_PACKAGES = ("flink_jobs", "models", "udfs")
+#: What the job imports beyond PyFlink (the alerting Lambda's packages are packaged separately).
+JOB_REQUIREMENTS = ("krcf", "river", "scikit-learn", "skops", "msgpack", "boto3")
+RUNTIME = "apache-flink"
+DEP_DIR = "dep"
+PIP_PLATFORM = (
+    "--platform",
+    "manylinux2014_x86_64",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--implementation",
+    "cp",
+    "--python-version",
+    "3.11",
+    "--only-binary=:all:",
+)
+TARGET_ENVIRONMENT = {
+    **default_environment(),
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "extra": "",
+}
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def closure(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed distributions reachable from ``names`` for the target platform, with versions."""
+    found: dict[str, str] = {}
+    pending = [_canonical(n) for n in names]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        distribution = metadata.distribution(name)
+        found[name] = distribution.version
+        for text in distribution.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate(TARGET_ENVIRONMENT):
+                pending.append(_canonical(requirement.name))
+    return found
+
+
+def third_party() -> dict[str, str]:
+    """What the job needs that the Flink runtime does not bring: ``{name: version}``."""
+    provided = closure((RUNTIME,))
+    return {n: v for n, v in sorted(closure(JOB_REQUIREMENTS).items()) if n not in provided}
+
+
+def install(packages: dict[str, str], target: Path) -> None:
+    """pip-install the pinned ``packages`` for the service's platform into ``target``."""
+    pins = [f"{name}=={version}" for name, version in packages.items()]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--no-deps",
+            "--target",
+            str(target),
+            *PIP_PLATFORM,
+            *pins,
+        ],
+        check=True,
+    )
+
+
+def _is_build_clutter(relative: Path) -> bool:
+    return any(part == "__pycache__" for part in relative.parts) or relative.suffix == ".pyc"
+
+
+def package_files(staging: Path) -> list[tuple[Path, str]]:
+    """(source file, name in the zip) for everything the zip holds, sorted by name."""
+    if not JAR.is_file():
+        raise SystemExit(f"{JAR} is missing; run `make jar` first")
+    files = [
+        (MAIN, "main.py"),
+        (JAR, "lib/pyflink-dependencies.jar"),
+        (PROPERTIES, PROPERTIES.name),
+    ]
+    for package in PROJECT_PACKAGES:
+        for path in (ROOT / package).rglob("*"):
+            relative = path.relative_to(ROOT)
+            if path.is_file() and not _is_build_clutter(relative):
+                files.append((path, f"{DEP_DIR}/{relative.as_posix()}"))
+    for path in staging.rglob("*"):
+        relative = path.relative_to(staging)
+        if path.is_file() and not _is_build_clutter(relative):
+            files.append((path, f"{DEP_DIR}/{relative.as_posix()}"))
+    return sorted(files, key=lambda item: item[1])
+
+
+def write_zip(files: list[tuple[Path, str]], output: Path) -> None:
+    """Write a reproducible zip: fixed dates, sorted entries, file modes kept."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_suffix(".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for source, name in files:
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            info.external_attr = (source.stat().st_mode & 0o777 | 0o100000) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with source.open("rb") as data, archive.open(info, "w") as entry:
+                shutil.copyfileobj(data, entry)
+    partial.replace(output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the zip; print what went in."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "dist" / "clicksentry-managed-flink.zip"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    packages = third_party()
+    log.info(
+        "third-party packages for %s/: %s",
+        DEP_DIR,
+        ", ".join(f"{n}=={v}" for n, v in packages.items()),
+    )
+    with tempfile.TemporaryDirectory(prefix="clicksentry-flink-") as staging:
+        install(packages, Path(staging))
+        files = package_files(Path(staging))
+        write_zip(files, args.output)
+    size_mb = args.output.stat().st_size / 1e6
+    log.info("wrote %s (%d files, %.1f MB)", args.output, len(files), size_mb)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
