@@ -1,0 +1,246 @@
+"""Job configuration: one declared table of settings, read once and validated at start-up.
+
+On Amazon Managed Service for Apache Flink the runtime properties live in
+``/etc/flink/application_properties.json`` as a list of property groups::
+
+    [{"PropertyGroupId": "job", "PropertyMap": {"source": "kinesis", "parallelism": "2"}}]
+
+Locally (``IS_LOCAL`` set) the same format is read from the file named by
+``CLICKSENTRY_PROPERTIES`` — or nothing, and every setting keeps its default. Property values
+are strings on Managed Flink; each setting parses its own. Every problem names the setting:
+
+>>> import os; os.environ["IS_LOCAL"] = "1"  # no properties file: defaults
+>>> load_config(groups={"job": {"parallelism": "zero"}})
+Traceback (most recent call last):
+...
+flink_jobs.config.ConfigError: job.parallelism: expected an integer, got 'zero'
+>>> load_config(groups={"job": {"paralelism": "2"}})
+Traceback (most recent call last):
+...
+flink_jobs.config.ConfigError: job.paralelism: unknown setting (known in job: ...)
+>>> load_config(groups={"job": {"source": "embedded"}}).get("job", "parallelism")
+1
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MANAGED_FLINK_PROPERTIES = Path("/etc/flink/application_properties.json")
+#: Managed Flink's own group in the same file (python, jarfile, pyFiles): not the job's settings.
+RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, its message starting with ``group.key``."""
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(minimum: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if not value >= minimum:
+            raise ValueError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"must be one of {', '.join(options)}; got {raw!r}")
+        return raw
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw
+
+
+def _optional_text(raw: str) -> str:
+    return raw.strip()
+
+
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered not in {"true", "false"}:
+        raise ValueError(f"expected true or false, got {raw!r}")
+    return lowered == "true"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value: where it lives, how it parses, its default (as text)."""
+
+    group: str
+    key: str
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+
+
+#: Every setting the job reads. ``default=None`` means required.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("job", "source", _choice("embedded", "kinesis"), "embedded",
+            "where click events come from"),
+    Setting("job", "out_dir", _text, "out", "local output root (embedded sinks)"),
+    Setting("job", "parallelism", _integer(1), "1", "job parallelism"),
+    Setting("job", "watermark_delay_ms", _integer(0), "5000", "bounded out-of-orderness"),
+    Setting("job", "max_future_ms", _integer(0), "3600000",
+            "events further ahead of wall-clock time are dead-lettered"),
+    Setting("job", "idle_timeout_ms", _integer(0), "2000",
+            "a source split idle this long stops holding the watermark back (0 = never)"),
+    Setting("job", "checkpoint_interval_ms", _integer(0), "10000",
+            "checkpoint interval; 0 disables checkpoints"),
+    Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
+    Setting("scoring", "detector", _text, "rcf-kda", "registry name of the detector"),
+    Setting("scoring", "shards_per_entity_type", _integer(1), "4",
+            "keyed-state shards per entity type; each holds one shared model"),
+    Setting("scoring", "max_gap_windows", _integer(0), "6",
+            "empty windows synthesised for an entity that went silent (outage detection)"),
+    Setting("scoring", "entity_ttl_minutes", _integer(1), "1440",
+            "state TTL of an entity that stopped appearing"),
+    Setting("scoring", "model_snapshot_windows", _integer(1), "6",
+            "the shared model is written to Flink state every this many windows per shard"),
+    Setting("simulator", "seed", _integer(0), "7", "embedded source: random seed"),
+    Setting("simulator", "minutes", _number(0.1), "15", "embedded source: simulated minutes"),
+    Setting("simulator", "events_per_second", _number(1), "300",
+            "embedded source: mean simulated event rate"),
+    Setting("simulator", "malformed_fraction", _number(0), "0.004",
+            "embedded source: share of malformed lines"),
+    Setting("simulator", "late_fraction", _number(0), "0.002",
+            "embedded source: share of late events"),
+    Setting("simulator", "anomalies", _flag, "true", "embedded source: inject anomalies"),
+    # job.source = kinesis (validated by flink_jobs.kinesis_tables.settings_from)
+    Setting("kinesis", "clicks_stream_arn", _optional_text, "", "ARN of the clicks stream"),
+    Setting("kinesis", "anomalies_stream_arn", _optional_text, "",
+            "ARN of the anomalies stream (partition key entity_type/entity_id)"),
+    Setting("kinesis", "dead_letter_stream_arn", _optional_text, "",
+            "ARN of the dead-letter stream; empty = dead letters under archive.path"),
+    Setting("kinesis", "initial_position", _choice("TRIM_HORIZON", "LATEST"), "TRIM_HORIZON",
+            "where a job without state starts reading the clicks stream"),
+    Setting("kinesis", "endpoint", _optional_text, "",
+            "Kinesis endpoint override (local kinesis-mock); empty = AWS"),
+    Setting("archive", "path", _optional_text, "",
+            "s3:// root of scored windows, raw events (and dead letters without a stream)"),
+    Setting("archive", "s3_endpoint", _optional_text, "",
+            "S3 endpoint override (local moto server, path-style); empty = AWS"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings by group; read with :meth:`get`."""
+
+    values: Mapping[str, Mapping[str, Any]]
+    source_path: str | None = None
+
+    def get(self, group: str, key: str) -> Any:
+        """The parsed value of ``group.key``.
+
+        >>> load_config().get("scoring", "max_gap_windows")
+        6
+        """
+        return self.values[group][key]
+
+    def group(self, group: str) -> Mapping[str, Any]:
+        """All parsed values of one group."""
+        return self.values[group]
+
+
+def read_property_groups(path: Path) -> dict[str, dict[str, str]]:
+    """Read Managed Flink's ``application_properties.json`` format into ``{group: {k: v}}``."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read property groups: {exc}") from exc
+    if not isinstance(document, list):
+        raise ConfigError(f"{path}: expected a list of property groups")
+    groups: dict[str, dict[str, str]] = {}
+    for entry in document:
+        try:
+            groups[str(entry["PropertyGroupId"])] = {
+                str(k): str(v) for k, v in entry["PropertyMap"].items()
+            }
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{path}: malformed property group {entry!r}") from exc
+    return groups
+
+
+def properties_path() -> Path | None:
+    """The properties file for this environment (``None`` locally without a file)."""
+    if os.environ.get("IS_LOCAL"):
+        local = os.environ.get("CLICKSENTRY_PROPERTIES")
+        return Path(local) if local else None
+    return MANAGED_FLINK_PROPERTIES
+
+
+def load_config(
+    path: Path | None = None,
+    groups: Mapping[str, Mapping[str, str]] | None = None,
+) -> Config:
+    """Read, parse and validate every setting; raise :class:`ConfigError` naming the key.
+
+    Args:
+        path: a properties file; by default :func:`properties_path` (Managed Flink's file, or
+            ``CLICKSENTRY_PROPERTIES`` when ``IS_LOCAL`` is set).
+        groups: values that override the file (``{group: {key: text}}``), e.g. CLI options.
+    """
+    path = path if path is not None else properties_path()
+    raw: dict[str, dict[str, str]] = {}
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"{path}: properties file not found (set IS_LOCAL for local runs)")
+        raw = read_property_groups(path)
+    for group, values in (groups or {}).items():
+        raw.setdefault(group, {}).update(values)
+    known: dict[str, dict[str, Setting]] = {}
+    for s in SETTINGS:
+        known.setdefault(s.group, {})[s.key] = s
+    for group, values in raw.items():
+        if group == RUN_OPTIONS_GROUP:
+            continue
+        if group not in known:
+            raise ConfigError(f"{group}: unknown property group (known: {', '.join(known)})")
+        for key in values:
+            if key not in known[group]:
+                names = ", ".join(known[group])
+                raise ConfigError(f"{group}.{key}: unknown setting (known in {group}: {names})")
+    parsed: dict[str, dict[str, Any]] = {}
+    for s in SETTINGS:
+        text = raw.get(s.group, {}).get(s.key, s.default)
+        if text is None:
+            raise ConfigError(f"{s.group}.{s.key}: required setting is missing ({s.help})")
+        try:
+            parsed.setdefault(s.group, {})[s.key] = s.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{s.group}.{s.key}: {exc}") from None
+    logger.info("configuration loaded from %s", path or "defaults")
+    return Config(parsed, str(path) if path else None)

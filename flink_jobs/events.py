@@ -1,0 +1,142 @@
+"""The click event schema, declared once, and the SQL that validates raw payloads against it.
+
+Parsing and validation run in Flink SQL (Java), not Python per event: the source delivers each
+payload as one ``STRING`` (format ``raw``), and :func:`reason_sql` is a SQL ``CASE`` that names
+the first thing wrong with it, or is ``NULL`` for a valid event.
+
+>>> [f.name for f in FIELDS if f.required]
+['event_id', 'event_time', 'user_id', 'ip', 'page', 'action']
+>>> sorted(AD_ACTIONS)
+['click', 'impression']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ACTIONS = ("impression", "click", "page_view", "add_to_cart", "purchase")
+#: Actions that must name the ad and its campaign.
+AD_ACTIONS = ("impression", "click")
+#: User agents matching this (case-insensitive) count as bot-like.
+BOT_AGENT_PATTERN = "bot|crawl|spider|slurp|headless|python-requests|curl/|wget|scrapy"
+
+
+@dataclass(frozen=True)
+class EventField:
+    """One field of a click event as it appears in the JSON payload."""
+
+    name: str
+    sql_type: str  # STRING or BIGINT
+    required: bool
+    doc: str
+
+
+FIELDS: tuple[EventField, ...] = (
+    EventField("event_id", "STRING", True, "unique id of the event"),
+    EventField("event_time", "BIGINT", True, "event time, epoch milliseconds (UTC)"),
+    EventField("user_id", "STRING", True, "user (or cookie) id"),
+    EventField("session_id", "STRING", False, "session id"),
+    EventField("ip", "STRING", True, "client IP address"),
+    EventField("user_agent", "STRING", False, "HTTP user agent"),
+    EventField("page", "STRING", True, "page the event happened on"),
+    EventField("campaign", "STRING", False, "campaign id; required for impression and click"),
+    EventField("ad_id", "STRING", False, "ad id; required for impression and click"),
+    EventField("action", "STRING", True, "one of " + ", ".join(ACTIONS)),
+    EventField("referrer", "STRING", False, "referring URL"),
+)
+
+
+def sql_string(value: str) -> str:
+    """Quote ``value`` as a SQL string literal.
+
+    >>> sql_string("it's")
+    "'it''s'"
+    """
+    return "'" + value.replace("'", "''") + "'"
+
+
+def json_value_sql(field: EventField, column: str = "payload") -> str:
+    """SQL that extracts ``field`` from the JSON payload with its type, ``NULL`` on error.
+
+    >>> json_value_sql(FIELDS[1])
+    "TRY_CAST(JSON_VALUE(payload, '$.event_time' NULL ON EMPTY NULL ON ERROR) AS BIGINT)"
+    """
+    # JSON_VALUE cannot return BIGINT: take the text and TRY_CAST it (NULL unless an integer).
+    sql = f"JSON_VALUE({column}, {sql_string('$.' + field.name)} NULL ON EMPTY NULL ON ERROR)"
+    return f"TRY_CAST({sql} AS {field.sql_type})" if field.sql_type != "STRING" else sql
+
+
+def _present_sql(field: EventField, column: str = "payload") -> str:
+    # Present = a non-null scalar, or an object/array (which is present but mistyped).
+    path = sql_string("$." + field.name)
+    return (
+        f"(JSON_VALUE({column}, {path}) IS NOT NULL"
+        f" OR JSON_QUERY({column}, {path} NULL ON EMPTY NULL ON ERROR) IS NOT NULL)"
+    )
+
+
+def event_time_ms_sql(column: str = "payload") -> str:
+    """SQL for the event time in epoch ms, ``NULL`` when absent or not an integer."""
+    return json_value_sql(FIELDS[1], column)
+
+
+def rowtime_sql(max_future_ms: int, column: str = "payload") -> str:
+    """SQL for the rowtime: the event time, or epoch 0 when missing, negative or too far ahead.
+
+    A rowtime must never be ``NULL``, and a far-future timestamp must not drag the watermark
+    ahead (every later event would look late), so those become epoch 0 and are dead-lettered.
+    """
+    if not isinstance(max_future_ms, int):
+        raise TypeError("max_future_ms must be an int")
+    et = event_time_ms_sql(column)
+    return (
+        f"TO_TIMESTAMP_LTZ(CASE WHEN {et} BETWEEN 1 AND UNIX_TIMESTAMP() * 1000 + {max_future_ms}"
+        f" THEN {et} ELSE 0 END, 3)"
+    )
+
+
+def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
+    """SQL ``CASE`` naming why a payload is a dead letter, ``NULL`` for a valid, on-time event.
+
+    Reasons, first match wins: ``bad_json``, ``missing_field:<name>``, ``bad_type:<name>``,
+    ``bad_action``, ``event_time_out_of_range``, ``late``.
+
+    >>> sql = reason_sql()
+    >>> sql.startswith("CASE WHEN (payload IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'")
+    True
+    >>> "WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'" in sql
+    True
+    """
+    whens = [f"WHEN ({column} IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'"]
+    whens += [
+        f"WHEN NOT {_present_sql(f, column)} THEN {sql_string('missing_field:' + f.name)}"
+        for f in FIELDS
+        if f.required
+    ]
+    whens += [
+        f"WHEN {_present_sql(f, column)} AND {json_value_sql(f, column)} IS NULL"
+        f" THEN {sql_string('bad_type:' + f.name)}"
+        for f in FIELDS
+    ]
+    action = json_value_sql(FIELDS[9], column)
+    whens.append(
+        f"WHEN {action} NOT IN ({', '.join(map(sql_string, ACTIONS))}) THEN 'bad_action'"
+    )
+    for name in ("ad_id", "campaign"):
+        field = next(f for f in FIELDS if f.name == name)
+        whens.append(
+            f"WHEN {action} IN ({', '.join(map(sql_string, AD_ACTIONS))})"
+            f" AND {json_value_sql(field, column)} IS NULL"
+            f" THEN {sql_string('missing_field:' + name)}"
+        )
+    whens.append(f"WHEN {rowtime} = TO_TIMESTAMP_LTZ(0, 3) THEN 'event_time_out_of_range'")
+    whens.append(f"WHEN {rowtime} <= CURRENT_WATERMARK({rowtime}) THEN 'late'")
+    return "CASE " + " ".join(whens) + " END"
+
+
+def is_bot_sql(column: str = "user_agent") -> str:
+    """SQL that is 1 for a bot-like user agent, else 0."""
+    return (
+        f"CASE WHEN REGEXP(LOWER(COALESCE({column}, '')), {sql_string(BOT_AGENT_PATTERN)})"
+        " THEN 1 ELSE 0 END"
+    )

@@ -1,0 +1,153 @@
+"""Window features per entity: their names, the Flink SQL that computes them, a Python twin.
+
+Every valid event counts towards the window of its page, and of its ad and campaign when it
+names them. All counting runs in Flink SQL (10-second event-time tumbling windows); Python only
+sees one row per entity window. :func:`window_features` computes the same numbers in plain
+Python: tests hold the SQL to it.
+
+>>> events = [
+...     {"action": "impression", "user_id": "u1", "session_id": "s1", "ip": "a", "is_bot": 0},
+...     {"action": "click", "user_id": "u1", "session_id": "s1", "ip": "a", "is_bot": 0},
+...     {"action": "impression", "user_id": "u2", "session_id": None, "ip": "b", "is_bot": 1},
+... ]
+>>> f = window_features(events)
+>>> f["clicks"], f["ctr"], f["unique_users"], f["unique_sessions"], round(f["top_ip_share"], 3)
+(1.0, 0.5, 2.0, 1.0, 0.667)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+WINDOW_SECONDS = 10
+ENTITY_TYPES = ("page", "ad", "campaign")
+#: The features of an entity window, in the order the job hands them to the detector.
+FEATURE_NAMES = (
+    "events",
+    "impressions",
+    "clicks",
+    "ctr",
+    "page_views",
+    "add_to_carts",
+    "purchases",
+    "unique_users",
+    "unique_sessions",
+    "unique_ips",
+    "top_ip_share",
+    "bot_share",
+)
+_ACTION_COUNTS = {
+    "impressions": "impression",
+    "clicks": "click",
+    "page_views": "page_view",
+    "add_to_carts": "add_to_cart",
+    "purchases": "purchase",
+}
+
+
+def window_features(events: Iterable[Mapping]) -> dict[str, float]:
+    """Features of one entity window from its events (the reference the SQL must match).
+
+    >>> window_features([])["events"]
+    0.0
+    """
+    events = list(events)
+    n = len(events)
+    actions = Counter(e["action"] for e in events)
+    ips = Counter(e["ip"] for e in events)
+    out = {"events": float(n)}
+    out.update({name: float(actions[a]) for name, a in _ACTION_COUNTS.items()})
+    out["ctr"] = out["clicks"] / out["impressions"] if out["impressions"] else 0.0
+    out["unique_users"] = float(len({e["user_id"] for e in events}))
+    out["unique_sessions"] = float(len({e["session_id"] for e in events} - {None}))
+    out["unique_ips"] = float(len(ips))
+    out["top_ip_share"] = max(ips.values()) / n if n else 0.0
+    out["bot_share"] = sum(e["is_bot"] for e in events) / n if n else 0.0
+    return {name: out[name] for name in FEATURE_NAMES}
+
+
+def empty_window_features() -> dict[str, float]:
+    """Features of a window in which the entity had no events at all.
+
+    >>> set(empty_window_features().values())
+    {0.0}
+    """
+    return window_features([])
+
+
+def entity_events_sql(valid_events_view: str) -> str:
+    """SQL fanning each valid event out to its page, ad and campaign entities."""
+    cols = "ts, action, user_id, session_id, ip, is_bot"
+    return (
+        f"SELECT 'page' AS entity_type, page AS entity_id, {cols} FROM {valid_events_view}"
+        f" UNION ALL SELECT 'ad', ad_id, {cols} FROM {valid_events_view}"
+        " WHERE ad_id IS NOT NULL"
+        f" UNION ALL SELECT 'campaign', campaign, {cols} FROM {valid_events_view}"
+        " WHERE campaign IS NOT NULL"
+    )
+
+
+def _tumble(view: str, rowtime: str) -> str:
+    return (
+        f"TABLE(TUMBLE(TABLE {view}, DESCRIPTOR({rowtime}),"
+        f" INTERVAL '{WINDOW_SECONDS}' SECOND))"
+    )
+
+
+def window_counts_sql(entity_events_view: str) -> str:
+    """SQL: one row per entity window with the additive counts and distinct counts."""
+    counts = ", ".join(
+        f"COUNT(*) FILTER (WHERE action = '{action}') AS {name}"
+        for name, action in _ACTION_COUNTS.items()
+    )
+    return (
+        "SELECT window_start, window_end, entity_type, entity_id, COUNT(*) AS events, "
+        f"{counts}, COUNT(DISTINCT user_id) AS unique_users, "
+        "COUNT(DISTINCT session_id) AS unique_sessions, COUNT(DISTINCT ip) AS unique_ips, "
+        "SUM(is_bot) AS bot_events "
+        f"FROM {_tumble(entity_events_view, 'ts')} "
+        "GROUP BY window_start, window_end, entity_type, entity_id"
+    )
+
+
+def ip_counts_sql(entity_events_view: str) -> str:
+    """SQL: events per (entity window, IP); cascaded into the top-IP count."""
+    return (
+        "SELECT window_time AS ip_window_time, entity_type, entity_id, ip, "
+        f"COUNT(*) AS ip_events FROM {_tumble(entity_events_view, 'ts')} "
+        "GROUP BY window_start, window_end, window_time, entity_type, entity_id, ip"
+    )
+
+
+def top_ip_sql(ip_counts_view: str) -> str:
+    """SQL: the busiest IP's event count per entity window (a cascaded window aggregation)."""
+    return (
+        "SELECT window_start, window_end, entity_type, entity_id, "
+        f"MAX(ip_events) AS top_ip_events FROM {_tumble(ip_counts_view, 'ip_window_time')} "
+        "GROUP BY window_start, window_end, entity_type, entity_id"
+    )
+
+
+def features_sql(counts_view: str, top_ip_view: str) -> str:
+    """SQL: window join of counts and top IP into the feature row handed to scoring.
+
+    Window bounds become epoch milliseconds (the session time zone is UTC).
+    """
+    counts = ", ".join(f"CAST(c.{name} AS DOUBLE) AS {name}" for name in _ACTION_COUNTS)
+    return (
+        "SELECT c.entity_type, c.entity_id, "
+        "UNIX_TIMESTAMP(CAST(c.window_start AS STRING)) * 1000 AS window_start_ms, "
+        "UNIX_TIMESTAMP(CAST(c.window_end AS STRING)) * 1000 AS window_end_ms, "
+        f"CAST(c.events AS DOUBLE) AS events, {counts}, "
+        "CASE WHEN c.impressions > 0 THEN CAST(c.clicks AS DOUBLE) / c.impressions"
+        " ELSE 0.0 END AS ctr, "
+        "CAST(c.unique_users AS DOUBLE) AS unique_users, "
+        "CAST(c.unique_sessions AS DOUBLE) AS unique_sessions, "
+        "CAST(c.unique_ips AS DOUBLE) AS unique_ips, "
+        "CAST(t.top_ip_events AS DOUBLE) / c.events AS top_ip_share, "
+        "CAST(c.bot_events AS DOUBLE) / c.events AS bot_share "
+        f"FROM {counts_view} c JOIN {top_ip_view} t "
+        "ON c.window_start = t.window_start AND c.window_end = t.window_end "
+        "AND c.entity_type = t.entity_type AND c.entity_id = t.entity_id"
+    )

@@ -1,0 +1,213 @@
+"""The clicksentry job graph: source → validate → windows → features → scoring → sinks.
+
+Parsing, validation, late-event splitting and all windowing run in Flink SQL; Python runs once
+per shard and window (:mod:`udfs.score_windows`). The connectors are whatever
+:class:`JobTables` names, so the same graph runs on local files or on Kinesis and S3.
+
+Nothing here builds a Flink environment at import time: :func:`create_environment` does, when
+called.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flink_jobs.config import Config
+from flink_jobs.events import FIELDS, is_bot_sql, json_value_sql, reason_sql
+from flink_jobs.features import (
+    entity_events_sql,
+    features_sql,
+    ip_counts_sql,
+    top_ip_sql,
+    window_counts_sql,
+)
+from flink_jobs.tables import (
+    DEAD_LETTER_COLUMNS,
+    PARTITION_COLUMNS,
+    local_file_options,
+    scored_sql_columns,
+    sink_ddl,
+    source_ddl,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobTables:
+    """Connector options of the source and of every sink."""
+
+    source: Mapping[str, str]
+    dead_letters: Mapping[str, str]
+    anomalies: Mapping[str, str]
+    scored_windows: Mapping[str, str]
+    raw_events: Mapping[str, str] | None = None
+    #: Extra columns of the anomalies sink (e.g. a Kinesis partition key) and their SQL.
+    anomaly_extra_columns: tuple[tuple[str, str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class LocalOutputs:
+    """Where the embedded job writes, below one output root."""
+
+    root: Path
+
+    @property
+    def anomalies(self) -> Path:
+        """JSON lines, one anomaly record each."""
+        return self.root / "anomalies"
+
+    @property
+    def scored_windows(self) -> Path:
+        """Every scored window, Hive-partitioned ``dt=YYYY-MM-DD/hour=HH``."""
+        return self.root / "scored-windows"
+
+    @property
+    def dead_letters(self) -> Path:
+        """Malformed and late payloads with their reason."""
+        return self.root / "dead-letters"
+
+    @property
+    def raw_events(self) -> Path:
+        """Valid raw payloads, Hive-partitioned by event time."""
+        return self.root / "raw-events"
+
+
+def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
+    """Filesystem source (one JSON payload per line) and local file sinks."""
+    return JobTables(
+        source=local_file_options(events_file, "raw"),
+        dead_letters=local_file_options(outputs.dead_letters, "json"),
+        anomalies=local_file_options(outputs.anomalies, "raw"),
+        scored_windows=local_file_options(outputs.scored_windows, "json"),
+        raw_events=local_file_options(outputs.raw_events, "raw"),
+    )
+
+
+def create_environment(config: Config, local: bool):
+    """Build the stream and table environments from the configuration.
+
+    ``local`` pins the Python workers to this interpreter (the project's virtualenv); on
+    Managed Flink the runtime's own Python is used.
+    """
+    from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    job = config.group("job")
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(job["parallelism"])
+    if job["checkpoint_interval_ms"]:
+        env.enable_checkpointing(job["checkpoint_interval_ms"], CheckpointingMode.EXACTLY_ONCE)
+    t_env = StreamTableEnvironment.create(env)
+    table_config = t_env.get_config()
+    table_config.set("table.local-time-zone", "UTC")
+    table_config.set("pipeline.name", "clicksentry")
+    if job["idle_timeout_ms"]:
+        table_config.set("table.exec.source.idle-timeout", f"{job['idle_timeout_ms']} ms")
+    if job["checkpoint_interval_ms"] and local:
+        checkpoints = Path(job["checkpoint_dir"]).resolve().as_uri()
+        table_config.set("execution.checkpointing.dir", checkpoints)
+    if local:
+        table_config.set("python.executable", sys.executable)
+        table_config.set("python.client.executable", sys.executable)
+    return env, t_env
+
+
+def define_pipeline(env, t_env, config: Config, tables: JobTables):
+    """Register tables and views and return the statement set that writes every sink."""
+    from pyflink.datastream.functions import KeySelector
+    from pyflink.table import Schema
+
+    from udfs.score_windows import SCORED_ROW_TYPE, ScoreEntityWindows, shard_key
+
+    job, scoring = config.group("job"), config.group("scoring")
+    t_env.execute_sql(
+        source_ddl(
+            "clicks",
+            tables.source,
+            watermark_delay_ms=job["watermark_delay_ms"],
+            max_future_ms=job["max_future_ms"],
+        )
+    )
+    fields = ", ".join(f"{json_value_sql(f)} AS {f.name}" for f in FIELDS if f.name != "event_time")
+    t_env.create_temporary_view(
+        "classified",
+        t_env.sql_query(
+            f"SELECT payload, event_time_ms, ts, {reason_sql()} AS reason, {fields} FROM clicks"
+        ),
+    )
+    t_env.create_temporary_view(
+        "valid_events",
+        t_env.sql_query(
+            f"SELECT *, {is_bot_sql()} AS is_bot FROM classified WHERE reason IS NULL"
+        ),
+    )
+    views = {
+        "entity_events": entity_events_sql("valid_events"),
+        "window_counts": window_counts_sql("entity_events"),
+        "ip_counts": ip_counts_sql("entity_events"),
+        "top_ip": top_ip_sql("ip_counts"),
+        "window_features": features_sql("window_counts", "top_ip"),
+    }
+    for name, sql in views.items():
+        t_env.create_temporary_view(name, t_env.sql_query(sql))
+
+    shards = scoring["shards_per_entity_type"]
+
+    class ByShard(KeySelector):
+        def get_key(self, value):
+            return shard_key(value.entity_type, value.entity_id, shards)
+
+    scored = (
+        t_env.to_data_stream(t_env.from_path("window_features"))
+        .key_by(ByShard())
+        .process(
+            ScoreEntityWindows(
+                scoring["detector"],
+                None,
+                scoring["max_gap_windows"],
+                scoring["entity_ttl_minutes"],
+                scoring["model_snapshot_windows"],
+            ),
+            output_type=SCORED_ROW_TYPE,
+        )
+        .name("score-entity-windows")
+    )
+    schema = Schema.new_builder()
+    for name, sql_type in scored_sql_columns():
+        schema.column(name, sql_type)
+    t_env.create_temporary_view("scored", t_env.from_data_stream(scored, schema.build()))
+
+    t_env.execute_sql(sink_ddl("dead_letters", DEAD_LETTER_COLUMNS, tables.dead_letters))
+    extra = tables.anomaly_extra_columns
+    t_env.execute_sql(
+        sink_ddl("anomalies", [("record", "STRING"), *((c, t) for c, t, _ in extra)],
+                 tables.anomalies)
+    )
+    t_env.execute_sql(
+        sink_ddl("scored_windows", scored_sql_columns(), tables.scored_windows, ("dt", "hour"))
+    )
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(
+        "INSERT INTO dead_letters SELECT payload, reason, event_time_ms "
+        "FROM classified WHERE reason IS NOT NULL"
+    )
+    anomaly_extra = "".join(f", {sql}" for _, _, sql in extra)
+    statements.add_insert_sql(
+        f"INSERT INTO anomalies SELECT record{anomaly_extra} FROM scored WHERE is_anomaly"
+    )
+    statements.add_insert_sql("INSERT INTO scored_windows SELECT * FROM scored")
+    if tables.raw_events is not None:
+        t_env.execute_sql(
+            sink_ddl("raw_events", [("payload", "STRING"), *PARTITION_COLUMNS],
+                     tables.raw_events, ("dt", "hour"))
+        )
+        statements.add_insert_sql(
+            "INSERT INTO raw_events SELECT payload, DATE_FORMAT(ts, 'yyyy-MM-dd'), "
+            "DATE_FORMAT(ts, 'HH') FROM valid_events"
+        )
+    return statements

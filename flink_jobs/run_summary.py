@@ -1,0 +1,129 @@
+"""What a finished run did: counts that must reconcile, and detection against the labels.
+
+``events_in = events_windowed + dead_letters`` must hold exactly: every payload read is either
+counted in its page window or dead-lettered with a reason.
+
+A labelled anomaly is *detected* when at least one flagged window of one of its entities
+overlaps its time span (plus a grace of :data:`GRACE_WINDOWS` windows: the window after the end
+still carries its effect). Flagged windows that match no labelled anomaly are false alerts;
+flagged windows of the drift control's entities are control alerts (also false alerts).
+
+>>> truth = {"anomalies": [{"kind": "k", "entities": [{"entity_type": "ad", "entity_id": "a"}],
+...          "start_ms": 0, "end_ms": 20000, "expect_alert": True}]}
+>>> w = {"entity_type": "ad", "entity_id": "a", "window_end_ms": 10000, "is_anomaly": True,
+...      "events": 5.0}
+>>> s = detection_summary([w], truth)
+>>> s["labelled_detected"], s["false_alerts"], s["by_kind"]["k"]["recall"]
+(1, 0, 1.0)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from flink_jobs.features import WINDOW_SECONDS
+
+WINDOW_MS = WINDOW_SECONDS * 1000
+GRACE_WINDOWS = 1
+
+
+def read_json_lines(directory: Path, include_in_progress: bool = False) -> Iterator[dict]:
+    """Every JSON line in the part files below ``directory`` (committed files only by default).
+
+    Flink's file sink keeps uncommitted data in hidden ``.part-*.inprogress.*`` files.
+    """
+    if not directory.exists():
+        return
+    for path in sorted(directory.rglob("*")):
+        hidden = path.name.startswith(".")
+        if path.is_file() and (include_in_progress or not hidden) and "part-" in path.name:
+            with path.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+
+
+def _overlaps(window: Mapping[str, Any], label: Mapping[str, Any]) -> bool:
+    end = window["window_end_ms"]
+    return end > label["start_ms"] and end - WINDOW_MS < label["end_ms"] + GRACE_WINDOWS * WINDOW_MS
+
+
+def _entities(label: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(e["entity_type"], e["entity_id"]) for e in label["entities"]}
+
+
+def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, Any]) -> dict:
+    """Detection of the labelled anomalies by the flagged windows.
+
+    Per kind: ``detected``, ``flagged_windows``, ``labelled_windows`` (the kind's entity
+    windows in its span), ``recall`` (their flagged share) and ``first_alert_delay_s``.
+    """
+    windows = list(windows)
+    labels = truth.get("anomalies", [])
+    expected = [a for a in labels if a["expect_alert"]]
+    controls = [a for a in labels if not a["expect_alert"]]
+    flagged = [w for w in windows if w["is_anomaly"]]
+
+    def key(w: Mapping[str, Any]) -> tuple[str, str]:
+        return (w["entity_type"], w["entity_id"])
+
+    by_kind: dict[str, dict[str, Any]] = {}
+    matched: set[int] = set()
+    for label in expected:
+        ents = _entities(label)
+        in_span = [w for w in windows if key(w) in ents and _overlaps(w, label)]
+        hits = [w for w in in_span if w["is_anomaly"]]
+        matched.update(id(w) for w in hits)
+        first = min((w["window_end_ms"] for w in hits), default=None)
+        by_kind[label["kind"]] = {
+            "detected": bool(hits),
+            "flagged_windows": len(hits),
+            "labelled_windows": len(in_span),
+            "recall": round(len(hits) / len(in_span), 3) if in_span else 0.0,
+            "first_alert_delay_s": (first - label["start_ms"]) / 1000 if first else None,
+        }
+    control_entities = set().union(*(_entities(c) for c in controls)) if controls else set()
+    false_flags = [w for w in flagged if id(w) not in matched]
+    return {
+        "labelled_anomalies": len(expected),
+        "labelled_detected": sum(k["detected"] for k in by_kind.values()),
+        "false_alerts": len(false_flags),
+        "control_alerts": sum(1 for w in flagged if key(w) in control_entities),
+        "alert_precision": round(len(matched) / len(flagged), 3) if flagged else None,
+        "by_kind": by_kind,
+    }
+
+
+def run_summary(
+    events_in: int,
+    dead_letters: Iterable[Mapping[str, Any]],
+    windows: Iterable[Mapping[str, Any]],
+    truth: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The ``run-summary.json`` document of a finished run.
+
+    >>> s = run_summary(3, [{"reason": "late"}], [{"entity_type": "page", "entity_id": "p",
+    ...     "window_end_ms": 10000, "is_anomaly": False, "events": 2.0}], None)
+    >>> s["events_in"], s["events_windowed"], s["dead_letters"], s["reconciled"]
+    (3, 2, {'late': 1}, True)
+    """
+    windows = list(windows)
+    reasons = Counter(d["reason"] for d in dead_letters)
+    windowed = int(sum(w["events"] for w in windows if w["entity_type"] == "page"))
+    summary: dict[str, Any] = {
+        "events_in": events_in,
+        "events_windowed": windowed,
+        "dead_letters": dict(sorted(reasons.items())),
+        "dead_letters_total": sum(reasons.values()),
+        "reconciled": events_in == windowed + sum(reasons.values()),
+        "windows_scored": len(windows),
+        "windows_by_entity_type": dict(sorted(Counter(w["entity_type"] for w in windows).items())),
+        "anomalies": sum(1 for w in windows if w["is_anomaly"]),
+    }
+    if truth is not None:
+        summary.update(detection_summary(windows, truth))
+    return summary
