@@ -12,7 +12,7 @@ wobble into an infinite deviation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
@@ -31,16 +31,32 @@ COUNT_FEATURES: tuple[str, ...] = (
 )
 SHARE_FEATURES: tuple[str, ...] = ("ctr", "top_ip_share", "bot_share")
 
-_STATE_VERSION = 1
+_STATE_VERSION = 3
+NEVER = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class BaselineBatch:
-    """Decoded state of a batch of entities: windows seen, mean and variance (transformed)."""
+    """Decoded state of a batch of entities (on the transformed scale).
+
+    Attributes:
+        count: windows seen.
+        mean: exponentially weighted mean.
+        var: exponentially weighted variance.
+        level_mean: mean frozen when the entity reached ``level_after`` windows (0 before).
+        level_std: floored standard deviation frozen at the same moment (0 before).
+        since_flag: windows since the entity was last flagged (large if never) — kept here,
+            next to the baseline, for the detector's hold-off.
+        flag_score: the score of that last flag.
+    """
 
     count: np.ndarray
     mean: np.ndarray
     var: np.ndarray
+    level_mean: np.ndarray
+    level_std: np.ndarray
+    since_flag: np.ndarray
+    flag_score: np.ndarray
 
 
 class EwmaBaseline:
@@ -57,6 +73,8 @@ class EwmaBaseline:
         share_std_floor: smallest standard deviation of a share feature.
         relative_std_floor: smallest standard deviation of any feature, as a fraction of its
             absolute mean (plus ``1e-9``), on top of the two floors above.
+        level_after: windows after which the entity's *level* scale is frozen (see
+            :meth:`EwmaBaseline.levels`).
         update_clip: a window moves the baseline as if it were at most this many standard
             deviations away, so one outlier does not wreck the variance (a lasting shift is
             still learned within a few dozen windows).
@@ -77,6 +95,7 @@ class EwmaBaseline:
         share_std_floor: float = 0.002,
         relative_std_floor: float = 0.05,
         update_clip: float = 3.0,
+        level_after: int = 32,
     ) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"baseline alpha must be in (0, 1], got {alpha!r}")
@@ -88,6 +107,8 @@ class EwmaBaseline:
         ):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if not (isinstance(level_after, int) and level_after >= 2):
+            raise ValueError(f"level_after must be an integer >= 2, got {level_after!r}")
         self.feature_names = tuple(feature_names)
         self.alpha = alpha
         self.count_features = tuple(count_features)
@@ -96,6 +117,7 @@ class EwmaBaseline:
         self.share_std_floor = share_std_floor
         self.relative_std_floor = relative_std_floor
         self.update_clip = update_clip
+        self.level_after = level_after
         self.is_log_ = np.array([n in self.count_features for n in self.feature_names])
         is_share = np.array([n in self.share_features for n in self.feature_names])
         self.abs_floor_ = np.where(
@@ -125,6 +147,21 @@ class EwmaBaseline:
         z[batch.count == 0] = 0.0
         return z
 
+    def levels(self, transformed: np.ndarray, batch: BaselineBatch) -> np.ndarray:
+        """Each window standardised by a scale frozen once its entity has ``level_after`` windows.
+
+        Unlike :meth:`deviations`, the same value always maps to the same level once frozen, so a
+        model of levels can learn which values are usual for an entity (for one series, this is
+        the raw value up to a fixed affine map). Before freezing, the running baseline is used.
+        """
+        frozen = (batch.count >= self.level_after)[:, None]
+        z = np.where(
+            frozen,
+            (transformed - batch.level_mean) / np.where(frozen, batch.level_std, 1.0),
+            self.deviations(transformed, batch),
+        )
+        return z
+
     def update(
         self, transformed: np.ndarray, batch: BaselineBatch, learn: np.ndarray | None = None
     ) -> BaselineBatch:
@@ -138,7 +175,13 @@ class EwmaBaseline:
             diff = np.where(batch.count[:, None] > 1, np.clip(diff, -bound, bound), diff)
         mean = batch.mean + a * diff
         var = (1.0 - a) * (batch.var + a * diff * diff)
-        return BaselineBatch(count, mean, var)
+        updated = replace(batch, count=count, mean=mean, var=var)
+        freeze = ((count == self.level_after) & learn)[:, None]
+        return replace(
+            updated,
+            level_mean=np.where(freeze, mean, batch.level_mean),
+            level_std=np.where(freeze, self.std(updated), batch.level_std),
+        )
 
     def decode(self, states: Sequence[bytes | None]) -> BaselineBatch:
         """Decode per-entity state bytes (``None`` = new entity) into arrays."""
@@ -146,25 +189,32 @@ class EwmaBaseline:
         count = np.zeros(len(states), dtype=np.int64)
         mean = np.zeros((len(states), d))
         var = np.zeros((len(states), d))
+        level_mean = np.zeros((len(states), d))
+        level_std = np.zeros((len(states), d))
+        since_flag = np.full(len(states), NEVER, dtype=np.int64)
+        flag_score = np.zeros(len(states))
         for i, data in enumerate(states):
             if data is None:
                 continue
-            version, n, m, v = msgpack.unpackb(data)
+            version, n, since_flag[i], flag_score[i], blob = msgpack.unpackb(data)
             if version != _STATE_VERSION:
                 raise ValueError(f"entity state version {version} is not {_STATE_VERSION}")
-            m = np.frombuffer(m, dtype=np.float32)
-            if len(m) != d:
-                raise ValueError(f"entity state has {len(m)} features, expected {d}")
-            count[i], mean[i], var[i] = n, m, np.frombuffer(v, dtype=np.float32)
-        return BaselineBatch(count, mean, var)
+            arrays = np.frombuffer(blob, dtype=np.float32)
+            if len(arrays) != 4 * d:
+                raise ValueError(f"entity state has {len(arrays) // 4} features, expected {d}")
+            count[i] = n
+            mean[i], var[i], level_mean[i], level_std[i] = arrays.reshape(4, d)
+        return BaselineBatch(count, mean, var, level_mean, level_std, since_flag, flag_score)
 
     def encode(self, batch: BaselineBatch) -> list[bytes]:
-        """Per-entity state bytes (float32 mean and variance, windows seen)."""
-        means = batch.mean.astype(np.float32)
-        variances = batch.var.astype(np.float32)
+        """Per-entity state bytes: counters and the four float32 arrays."""
+        arrays = np.stack([batch.mean, batch.var, batch.level_mean, batch.level_std], axis=1)
+        arrays = arrays.astype(np.float32)
         return [
-            msgpack.packb([_STATE_VERSION, int(n), m.tobytes(), v.tobytes()])
-            for n, m, v in zip(batch.count, means, variances, strict=True)
+            msgpack.packb([_STATE_VERSION, int(n), int(since), float(score), a.tobytes()])
+            for n, since, score, a in zip(
+                batch.count, batch.since_flag, batch.flag_score, arrays, strict=True
+            )
         ]
 
     def params(self) -> dict[str, Any]:
@@ -178,6 +228,7 @@ class EwmaBaseline:
             "share_std_floor": self.share_std_floor,
             "relative_std_floor": self.relative_std_floor,
             "update_clip": self.update_clip,
+            "level_after": self.level_after,
         }
 
     @classmethod

@@ -26,6 +26,59 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learn_flagged": True,
         "min_relative_change": 0.0,
     },
+    "rcf-level": {
+        "scorer": "rcf",
+        "scorer_params": {**KDA_DEFAULTS, "num_trees": 50, "random_seed": 42},
+        "inputs": "level",
+        "gate_z": 3.0,
+        "threshold_params": {"z": 4.0, "floor": 0.28, "alpha": 0.01, "settle": 100},
+        "warmup": 12,
+        "z_clip": 30.0,
+        "hold_off": 24,
+        "learn_per_batch": 32,
+        "learn_flagged": True,
+    },
+    "hst-level": {
+        "scorer": "hst",
+        "scorer_params": {"n_trees": 25, "height": 8, "window_size": 250, "limit": 10.0},
+        "inputs": "level",
+        "gate_z": 3.0,
+        "threshold_params": {"z": 4.0, "floor": 0.9, "alpha": 0.01, "settle": 100},
+        "warmup": 12,
+        "z_clip": 30.0,
+        "hold_off": 24,
+        "learn_per_batch": 32,
+    },
+    "iforest-level": {
+        "scorer": "iforest",
+        "scorer_params": {"n_estimators": 100, "max_samples": 256, "buffer": 1024,
+                          "refit_every": 256, "random_state": 42},
+        "inputs": "level",
+        "gate_z": 3.0,
+        "threshold_params": {"z": 4.0, "floor": 0.7, "alpha": 0.01, "settle": 100},
+        "warmup": 12,
+        "z_clip": 30.0,
+        "hold_off": 24,
+        "learn_per_batch": 32,
+    },
+    "ensemble-level": {
+        "scorer": "ensemble",
+        "scorer_params": {
+            "members": [
+                {"kind": "rcf", "params": {**KDA_DEFAULTS, "num_trees": 50, "random_seed": 42}},
+                {"kind": "hst", "params": {"n_trees": 25, "height": 8, "window_size": 250,
+                                           "limit": 10.0}},
+            ],
+            "combine": "mean",
+        },
+        "inputs": "level",
+        "gate_z": 3.0,
+        "threshold_params": {"z": 4.0, "floor": 0.6, "alpha": 0.01, "settle": 100},
+        "warmup": 12,
+        "z_clip": 30.0,
+        "hold_off": 24,
+        "learn_per_batch": 32,
+    },
 }
 DETECTOR_NAMES: tuple[str, ...] = tuple(PRESETS)
 DEFAULT_DETECTOR: str = "rcf-kda"
@@ -38,16 +91,17 @@ def make_detector(name: str, params: Mapping[str, Any] | None = None) -> WindowD
     """Build the detector preset ``name``, with ``params`` overriding the preset's.
 
     Nested parameter groups (``scorer_params``, ``baseline_params``, ``threshold_params``) are
-    merged key by key. An unknown name, an unknown parameter or a bad value raises ``ValueError``.
+    merged key by key (the preset's ``scorer_params`` are dropped when ``scorer`` changes).
+    An unknown name, an unknown parameter or a bad value raises ``ValueError``.
 
     >>> make_detector("rcf-kda").scorer_.num_trees
     100
     >>> make_detector("rcf-kda", {"scorer_params": {"num_trees": 30}}).scorer_.sample_size
     256
-    >>> make_detector("rcf-kdb")
+    >>> make_detector("rcf-kdb")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown detector 'rcf-kdb'; known: rcf-kda
+    ValueError: unknown detector 'rcf-kdb'; known: rcf-kda, ...
     >>> make_detector("rcf-kda", {"warmpu": 3})
     Traceback (most recent call last):
     ...
@@ -56,6 +110,8 @@ def make_detector(name: str, params: Mapping[str, Any] | None = None) -> WindowD
     if name not in PRESETS:
         raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTOR_NAMES)}")
     merged: dict[str, Any] = {k: (dict(v) if k in _NESTED else v) for k, v in PRESETS[name].items()}
+    if (params or {}).get("scorer", merged["scorer"]) != merged["scorer"]:
+        merged["scorer_params"] = {}  # another backend: the preset's scorer settings do not apply
     for key, value in (params or {}).items():
         if key not in _PARAMS:
             raise ValueError(f"detector {name!r}: unknown parameter {key!r}")

@@ -6,10 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.base import Scorer
+from models.ensemble import EnsembleScorer
+from models.hst import HalfSpaceTreesScorer
+from models.isolation_forest import IsolationForestScorer
 from models.rcf import RandomCutForestScorer
+from models.supervised_forest import SupervisedForestScorer
 
 SCORER_TYPES: dict[str, type[Scorer]] = {
     "rcf": RandomCutForestScorer,
+    "hst": HalfSpaceTreesScorer,
+    "iforest": IsolationForestScorer,
+    "supervised-forest": SupervisedForestScorer,
+    "ensemble": EnsembleScorer,
 }
 
 
