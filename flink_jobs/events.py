@@ -95,11 +95,22 @@ def rowtime_sql(max_future_ms: int, column: str = "payload") -> str:
     )
 
 
+def fields_sql(column: str = "payload") -> str:
+    """SQL select-list extracting every field once, typed, ``NULL`` when absent or mistyped.
+
+    >>> fields_sql().split(", ")[2]
+    "JSON_VALUE(payload, '$.user_id' NULL ON EMPTY NULL ON ERROR) AS user_id"
+    """
+    return ", ".join(f"{json_value_sql(f, column)} AS {f.name}" for f in FIELDS)
+
+
 def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
     """SQL ``CASE`` naming why a payload is a dead letter, ``NULL`` for a valid, on-time event.
 
-    Reasons, first match wins: ``bad_json``, ``missing_field:<name>``, ``bad_type:<name>``,
-    ``bad_action``, ``event_time_out_of_range``, ``late``.
+    It reads the typed field columns of :func:`fields_sql` (each field parsed once); the
+    payload is parsed again only for a field that came out ``NULL``, to tell a missing field
+    from a mistyped one. Reasons, first match wins: ``bad_json``, ``missing_field:<name>``,
+    ``bad_type:<name>``, ``bad_action``, ``event_time_out_of_range``, ``late``.
 
     >>> sql = reason_sql()
     >>> sql.startswith("CASE WHEN (payload IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'")
@@ -109,26 +120,23 @@ def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
     """
     whens = [f"WHEN ({column} IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'"]
     whens += [
-        f"WHEN NOT {_present_sql(f, column)} THEN {sql_string('missing_field:' + f.name)}"
+        f"WHEN {f.name} IS NULL AND NOT {_present_sql(f, column)}"
+        f" THEN {sql_string('missing_field:' + f.name)}"
         for f in FIELDS
         if f.required
     ]
     whens += [
-        f"WHEN {_present_sql(f, column)} AND {json_value_sql(f, column)} IS NULL"
+        f"WHEN {f.name} IS NULL AND {_present_sql(f, column)}"
         f" THEN {sql_string('bad_type:' + f.name)}"
         for f in FIELDS
     ]
-    action = json_value_sql(FIELDS[9], column)
-    whens.append(
-        f"WHEN {action} NOT IN ({', '.join(map(sql_string, ACTIONS))}) THEN 'bad_action'"
-    )
-    for name in ("ad_id", "campaign"):
-        field = next(f for f in FIELDS if f.name == name)
-        whens.append(
-            f"WHEN {action} IN ({', '.join(map(sql_string, AD_ACTIONS))})"
-            f" AND {json_value_sql(field, column)} IS NULL"
-            f" THEN {sql_string('missing_field:' + name)}"
-        )
+    whens.append(f"WHEN action NOT IN ({', '.join(map(sql_string, ACTIONS))}) THEN 'bad_action'")
+    ad_actions = ", ".join(map(sql_string, AD_ACTIONS))
+    whens += [
+        f"WHEN action IN ({ad_actions}) AND {name} IS NULL"
+        f" THEN {sql_string('missing_field:' + name)}"
+        for name in ("ad_id", "campaign")
+    ]
     whens.append(f"WHEN {rowtime} = TO_TIMESTAMP_LTZ(0, 3) THEN 'event_time_out_of_range'")
     whens.append(f"WHEN {rowtime} <= CURRENT_WATERMARK({rowtime}) THEN 'late'")
     return "CASE " + " ".join(whens) + " END"

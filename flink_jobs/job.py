@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flink_jobs.config import Config
-from flink_jobs.events import FIELDS, is_bot_sql, json_value_sql, reason_sql
+from flink_jobs.events import fields_sql, is_bot_sql, reason_sql
 from flink_jobs.features import (
     entity_events_sql,
     features_sql,
@@ -133,11 +133,19 @@ def define_pipeline(env, t_env, config: Config, tables: JobTables):
             max_future_ms=job["max_future_ms"],
         )
     )
-    fields = ", ".join(f"{json_value_sql(f)} AS {f.name}" for f in FIELDS if f.name != "event_time")
+    # Parse each field once, then name the reason from the typed columns.
+    parsed = t_env.sql_query(
+        f"SELECT payload, ts, {fields_sql()} FROM clicks"
+    )
+    t_env.create_temporary_view("parsed", parsed)
+    classified = t_env.sql_query(f"SELECT *, {reason_sql()} AS reason FROM parsed")
+    # Materialise the classification once: without this boundary the planner copies it (and
+    # its JSON parsing) into every branch that reads it — six of them.
     t_env.create_temporary_view(
         "classified",
-        t_env.sql_query(
-            f"SELECT payload, event_time_ms, ts, {reason_sql()} AS reason, {fields} FROM clicks"
+        t_env.from_data_stream(
+            t_env.to_data_stream(classified),
+            Schema.new_builder().watermark("ts", "SOURCE_WATERMARK()").build(),
         ),
     )
     t_env.create_temporary_view(
@@ -193,7 +201,7 @@ def define_pipeline(env, t_env, config: Config, tables: JobTables):
     )
     statements = t_env.create_statement_set()
     statements.add_insert_sql(
-        "INSERT INTO dead_letters SELECT payload, reason, event_time_ms "
+        "INSERT INTO dead_letters SELECT payload, reason, event_time "
         "FROM classified WHERE reason IS NOT NULL"
     )
     anomaly_extra = "".join(f", {sql}" for _, _, sql in extra)

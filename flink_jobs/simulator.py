@@ -338,7 +338,9 @@ def simulate(cfg: SimulationConfig) -> Simulation:
     lines: list[str] = []
     dead: dict[int, str] = {}
     delayed: list[tuple[int, dict]] = []  # (arrival second, event) of late events
-    late_after = cfg.start_ms + 180 * MS  # the watermark must exist before lateness is testable
+    # Late events need a watermark ahead of them (not in the first 3 minutes) and must be
+    # delivered before the stream ends (none generated in the last 121 s).
+    late_from, late_until = cfg.start_ms + 180 * MS, cfg.end_ms - 121 * MS
     for t_ms in range(cfg.start_ms, cfg.end_ms, MS):
         events = gen.second(t_ms)
         for ev in events:  # bounded out-of-orderness
@@ -355,13 +357,11 @@ def simulate(cfg: SimulationConfig) -> Simulation:
                 kind = MALFORMED_KINDS[rng.randrange(len(MALFORMED_KINDS))]
                 dead[len(lines)] = kind
                 lines.append(_malform(ev, kind))
-            elif roll < cfg.malformed_fraction + cfg.late_fraction and t_ms >= late_after:
+            elif roll < cfg.malformed_fraction + cfg.late_fraction and late_from <= t_ms < late_until:
                 delayed.append((t_ms + rng.randrange(60, 121) * MS, ev))
             else:
                 lines.append(json.dumps(ev, separators=(",", ":")))
-    for _, ev in delayed:  # still in flight at the end: deliver them last, still late
-        dead[len(lines)] = "late"
-        lines.append(json.dumps(ev, separators=(",", ":")))
+    assert not delayed, "late events are scheduled to arrive before the end"
     reasons: dict[str, int] = {}
     for r in dead.values():
         reasons[r] = reasons.get(r, 0) + 1

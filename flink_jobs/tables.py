@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from flink_jobs.events import event_time_ms_sql, rowtime_sql, sql_string
+from flink_jobs.events import rowtime_sql, sql_string
 from udfs.score_windows import SCORED_COLUMNS
 
 #: Columns of the dead-letter sink.
@@ -41,7 +41,6 @@ def source_ddl(
     return (
         f"CREATE TEMPORARY TABLE {name} ("
         f"payload STRING, "
-        f"event_time_ms AS {event_time_ms_sql()}, "
         f"ts AS {rowtime_sql(max_future_ms)}, "
         f"WATERMARK FOR ts AS ts - INTERVAL '{watermark_delay_ms / 1000:.3f}' SECOND"
         f") {with_clause(options)}"

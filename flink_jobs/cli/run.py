@@ -57,10 +57,17 @@ def _simulation_config(sim: dict) -> SimulationConfig:
     )
 
 
+def _lines_below(directory: Path) -> int:
+    """Lines written so far below ``directory``, in-progress part files included."""
+    if not directory.exists():
+        return 0
+    return sum(p.read_bytes().count(b"\n") for p in directory.rglob("*part-*") if p.is_file())
+
+
 def _progress(outputs: LocalOutputs, started: float, done: threading.Event) -> None:
     while not done.wait(10):
-        windows = sum(1 for _ in read_json_lines(outputs.scored_windows, include_in_progress=True))
-        dead = sum(1 for _ in read_json_lines(outputs.dead_letters, include_in_progress=True))
+        windows = _lines_below(outputs.scored_windows)
+        dead = _lines_below(outputs.dead_letters)
         print(f"  … {time.monotonic() - started:5.0f} s: {windows} windows scored,"
               f" {dead} dead letters so far", flush=True)
 

@@ -1,0 +1,47 @@
+from flink_jobs.run_summary import detection_summary, run_summary
+
+T0 = 1767571200000
+LABELS = {
+    "anomalies": [
+        {"kind": "click_flood", "entities": [{"entity_type": "ad", "entity_id": "ad-1"}],
+         "start_ms": T0 + 60_000, "end_ms": T0 + 90_000, "expect_alert": True},
+        {"kind": "page_outage", "entities": [{"entity_type": "page", "entity_id": "p-2"}],
+         "start_ms": T0 + 200_000, "end_ms": T0 + 230_000, "expect_alert": True},
+        {"kind": "slow_drift", "entities": [{"entity_type": "page", "entity_id": "p-5"}],
+         "start_ms": T0, "end_ms": T0 + 300_000, "expect_alert": False},
+    ]
+}
+
+
+def window(entity_type, entity_id, end_s, flagged, events=10.0):
+    return {"entity_type": entity_type, "entity_id": entity_id,
+            "window_end_ms": T0 + end_s * 1000, "is_anomaly": flagged, "events": events}
+
+
+def test_a_flag_inside_a_labelled_span_detects_it_and_others_are_false_alerts():
+    windows = [
+        window("ad", "ad-1", 70, True),     # inside the flood
+        window("ad", "ad-1", 80, False),
+        window("ad", "ad-1", 200, True),    # the same ad, long after: false alert
+        window("page", "p-5", 150, True),   # the drift control
+        window("page", "p-2", 210, False),  # the outage, missed
+    ]
+    s = detection_summary(windows, LABELS)
+    assert (s["labelled_anomalies"], s["labelled_detected"]) == (2, 1)
+    assert s["by_kind"]["click_flood"]["detected"]
+    assert not s["by_kind"]["page_outage"]["detected"]
+    assert (s["false_alerts"], s["control_alerts"]) == (2, 1)
+    assert s["by_kind"]["click_flood"]["first_alert_delay_s"] == 10.0
+
+
+def test_the_window_right_after_the_span_still_counts():
+    s = detection_summary([window("ad", "ad-1", 100, True)], LABELS)
+    assert s["labelled_detected"] == 1 and s["false_alerts"] == 0
+
+
+def test_counts_reconcile_only_when_nothing_is_lost():
+    windows = [window("page", "p", 10, False, events=7), window("ad", "a", 10, False, events=3)]
+    ok = run_summary(9, [{"reason": "late"}, {"reason": "bad_json"}], windows, None)
+    lost = run_summary(10, [{"reason": "late"}, {"reason": "bad_json"}], windows, None)
+    assert ok["reconciled"] and ok["events_windowed"] == 7
+    assert not lost["reconciled"]
