@@ -30,6 +30,12 @@ COUNT_FEATURES: tuple[str, ...] = (
     "unique_ips",
 )
 SHARE_FEATURES: tuple[str, ...] = ("ctr", "top_ip_share", "bot_share")
+#: The count each share is a fraction of: its sampling noise shrinks as that count grows.
+SHARE_DENOMINATORS: dict[str, str] = {
+    "ctr": "impressions",
+    "top_ip_share": "events",
+    "bot_share": "events",
+}
 
 _STATE_VERSION = 3
 NEVER = 2**31 - 1
@@ -70,7 +76,12 @@ class EwmaBaseline:
         log_std_floor: smallest standard deviation of a count feature (log1p units); counts
             also get a counting-noise floor, ``1 / sqrt(1 + mean count)`` (a Poisson count's
             standard deviation on the log1p scale), so small counts do not alarm on noise.
-        share_std_floor: smallest standard deviation of a share feature.
+        share_std_floor: smallest standard deviation of a share feature; a share also gets a
+            sampling-noise floor ``sqrt(p (1 - p) / n)`` (``p`` its mean, at least 1 %, ``n`` the
+            mean of its denominator count, see ``share_denominators``).
+        share_denominators: share feature → the count feature it is a fraction of.
+        share_burst: events come in bursts (a page view brings its impressions and clicks from
+            the same user and IP), so a share varies as if its count were this many times smaller.
         relative_std_floor: smallest standard deviation of any feature, as a fraction of its
             absolute mean (plus ``1e-9``), on top of the two floors above.
         level_after: windows after which the entity's *level* scale is frozen (see
@@ -93,6 +104,8 @@ class EwmaBaseline:
         share_features: Sequence[str] = SHARE_FEATURES,
         log_std_floor: float = 0.1,
         share_std_floor: float = 0.002,
+        share_denominators: Mapping[str, str] = SHARE_DENOMINATORS,
+        share_burst: float = 3.0,
         relative_std_floor: float = 0.05,
         update_clip: float = 3.0,
         level_after: int = 32,
@@ -104,6 +117,7 @@ class EwmaBaseline:
             ("share_std_floor", share_std_floor),
             ("relative_std_floor", relative_std_floor),
             ("update_clip", update_clip),
+            ("share_burst", share_burst),
         ):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -115,6 +129,8 @@ class EwmaBaseline:
         self.share_features = tuple(share_features)
         self.log_std_floor = log_std_floor
         self.share_std_floor = share_std_floor
+        self.share_denominators = dict(share_denominators)
+        self.share_burst = share_burst
         self.relative_std_floor = relative_std_floor
         self.update_clip = update_clip
         self.level_after = level_after
@@ -124,6 +140,14 @@ class EwmaBaseline:
             self.is_log_, log_std_floor, np.where(is_share, share_std_floor, 1e-9)
         )
         self.rel_floor_ = np.where(self.is_log_, 0.0, relative_std_floor)
+        index = {name: j for j, name in enumerate(self.feature_names)}
+        self.share_of_ = np.array(
+            [
+                index.get(self.share_denominators.get(n, ""), -1) if n in self.share_features
+                else -1
+                for n in self.feature_names
+            ]
+        )
 
     def transform(self, rows: np.ndarray) -> np.ndarray:
         """Raw features → modelling scale (log1p for counts, negatives clamped to 0)."""
@@ -139,6 +163,11 @@ class EwmaBaseline:
         counts = np.expm1(np.where(self.is_log_, np.maximum(batch.mean, 0.0), 0.0))
         counting = 1.0 / np.sqrt(1.0 + counts)
         floor = np.where(self.is_log_, np.maximum(floor, counting), floor)
+        if (self.share_of_ >= 0).any():
+            n = np.where(self.share_of_ >= 0, counts[:, np.maximum(self.share_of_, 0)], 1.0)
+            p = np.clip(batch.mean, 0.01, 0.99)
+            sampling = np.sqrt(p * (1.0 - p) * self.share_burst / np.maximum(n, 1.0))
+            floor = np.where(self.share_of_ >= 0, np.maximum(floor, sampling), floor)
         return np.maximum(np.sqrt(batch.var), floor)
 
     def deviations(self, transformed: np.ndarray, batch: BaselineBatch) -> np.ndarray:
@@ -226,6 +255,8 @@ class EwmaBaseline:
             "share_features": list(self.share_features),
             "log_std_floor": self.log_std_floor,
             "share_std_floor": self.share_std_floor,
+            "share_denominators": self.share_denominators,
+            "share_burst": self.share_burst,
             "relative_std_floor": self.relative_std_floor,
             "update_clip": self.update_clip,
             "level_after": self.level_after,

@@ -2,7 +2,19 @@
 
 ``rcf-kda`` is Kinesis Data Analytics' ``RANDOM_CUT_FOREST`` at its defaults (100 trees, sub-sample
 256, time decay 100000, no shingling; score = KDA score / log2(256)), shared by the entities of a
-shard and fed each entity's standardised deviations from its own baseline.
+shard and fed each entity's standardised deviations from its own baseline: the v1 baseline.
+
+The others see each entity's *level* (its features on a per-entity scale frozen after 12 windows,
+so the shared model learns which values are usual), scaled down unless the window also deviates
+from the entity's running baseline (``gate_z``), with one flag per episode (``hold_off``):
+
+* ``rcf-level`` — a 50-tree random cut forest (the default: best NAB score with its own flags,
+  all four simulated anomaly kinds, ≥ 20k scorings/s; see docs/detectors.md);
+* ``hst-level`` — river's Half-Space Trees;
+* ``iforest-level`` — scikit-learn's isolation forest, refitted on a sliding buffer;
+* ``ensemble-level`` — the mean of the random cut forest's and the Half-Space Trees' scores.
+
+Thresholds (``threshold_params.floor``) are per detector, fixed across all data.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "scorer": "rcf",
         "scorer_params": {**KDA_DEFAULTS, "num_trees": 50, "random_seed": 42},
         "inputs": "level",
+        "baseline_params": {"level_after": 12},
         "gate_z": 3.0,
         "threshold_params": {"z": 4.0, "floor": 0.28, "alpha": 0.01, "settle": 100},
         "warmup": 12,
@@ -42,6 +55,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "scorer": "hst",
         "scorer_params": {"n_trees": 25, "height": 8, "window_size": 250, "limit": 10.0},
         "inputs": "level",
+        "baseline_params": {"level_after": 12},
         "gate_z": 3.0,
         "threshold_params": {"z": 4.0, "floor": 0.9, "alpha": 0.01, "settle": 100},
         "warmup": 12,
@@ -54,6 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "scorer_params": {"n_estimators": 100, "max_samples": 256, "buffer": 1024,
                           "refit_every": 256, "random_state": 42},
         "inputs": "level",
+        "baseline_params": {"level_after": 12},
         "gate_z": 3.0,
         "threshold_params": {"z": 4.0, "floor": 0.7, "alpha": 0.01, "settle": 100},
         "warmup": 12,
@@ -72,6 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "combine": "mean",
         },
         "inputs": "level",
+        "baseline_params": {"level_after": 12},
         "gate_z": 3.0,
         "threshold_params": {"z": 4.0, "floor": 0.6, "alpha": 0.01, "settle": 100},
         "warmup": 12,
@@ -81,7 +97,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 DETECTOR_NAMES: tuple[str, ...] = tuple(PRESETS)
-DEFAULT_DETECTOR: str = "rcf-kda"
+DEFAULT_DETECTOR: str = "rcf-level"
 
 _NESTED = ("scorer_params", "baseline_params", "threshold_params")
 _PARAMS = frozenset(inspect.signature(WindowDetector).parameters) - {"name"}

@@ -45,13 +45,14 @@ def _window(rng, volume, ctr, bot):
 def make_click_stream(n_entities=60, windows=90, start=40, length=6, seed=0) -> ClickStream:
     """Normal traffic for ``n_entities``; from window ``start`` for ``length`` windows: one ad
     floods, one ad breaks, one entity goes dark, a sixth of the entities are crawled by bots; five
-    entities drift slowly (+1 % volume a window) the whole time."""
+    entities drift slowly (+0.5 % volume a window, +56 % over the run) the whole time."""
     rng = np.random.default_rng(seed)
     ids = [f"e{i:03d}" for i in range(n_entities)]
     volume = dict(zip(ids, np.exp(rng.uniform(np.log(20), np.log(2000), n_entities)), strict=True))
     ctr = dict(zip(ids, rng.uniform(0.01, 0.05, n_entities), strict=True))
     flood, broken, outage = ids[1], ids[2], ids[3]
     volume.update({flood: 300.0, broken: 800.0, outage: 100.0})
+    ctr[broken] = 0.03
     crawled = set(ids[10 : 10 + n_entities // 6])
     drifting = tuple(ids[-5:])
     stream = ClickStream(batches=[], drifting=drifting)
@@ -59,7 +60,7 @@ def make_click_stream(n_entities=60, windows=90, start=40, length=6, seed=0) -> 
         hit = start <= w < start + length
         batch = []
         for e in ids:
-            vol = volume[e] * (1.01**w if e in drifting else 1.0)
+            vol = volume[e] * (1.005**w if e in drifting else 1.0)
             features = _window(rng, vol, ctr[e], 0.02)
             if hit and e == flood:
                 features["clicks"] *= 15
