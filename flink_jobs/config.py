@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES
+
 logger = logging.getLogger(__name__)
 
 MANAGED_FLINK_PROPERTIES = Path("/etc/flink/application_properties.json")
@@ -120,7 +122,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("job", "checkpoint_interval_ms", _integer(0), "10000",
             "checkpoint interval; 0 disables checkpoints"),
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
-    Setting("scoring", "detector", _text, "rcf-kda", "registry name of the detector"),
+    Setting("scoring", "detector", _choice(*DETECTOR_NAMES), DEFAULT_DETECTOR,
+            "registry name of the detector (models/registry.py)"),
     Setting("scoring", "shards_per_entity_type", _integer(1), "4",
             "keyed-state shards per entity type; each holds one shared model"),
     Setting("scoring", "max_gap_windows", _integer(0), "6",

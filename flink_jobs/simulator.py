@@ -357,7 +357,8 @@ def simulate(cfg: SimulationConfig) -> Simulation:
                 kind = MALFORMED_KINDS[rng.randrange(len(MALFORMED_KINDS))]
                 dead[len(lines)] = kind
                 lines.append(_malform(ev, kind))
-            elif roll < cfg.malformed_fraction + cfg.late_fraction and late_from <= t_ms < late_until:
+            elif (roll < cfg.malformed_fraction + cfg.late_fraction
+                  and late_from <= t_ms < late_until):
                 delayed.append((t_ms + rng.randrange(60, 121) * MS, ev))
             else:
                 lines.append(json.dumps(ev, separators=(",", ":")))

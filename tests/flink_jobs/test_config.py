@@ -53,7 +53,8 @@ def test_malformed_properties_file_is_named(tmp_path):
 
 def test_managed_flink_without_its_properties_file_fails_loudly(monkeypatch):
     monkeypatch.delenv("IS_LOCAL", raising=False)
-    with pytest.raises(ConfigError, match="application_properties.json: properties file not found"):
+    missing = r"application_properties\.json: properties file not found"
+    with pytest.raises(ConfigError, match=missing):
         load_config()
 
 

@@ -34,7 +34,7 @@ def test_valid_events_follow_the_documented_schema(sim):
 
 
 def test_popularity_is_skewed_and_ctr_is_a_few_percent(sim):
-    events = [json.loads(l) for i, l in enumerate(sim.lines) if i not in sim.truth["dead_letters"]]
+    events = [json.loads(x) for i, x in enumerate(sim.lines) if i not in sim.truth["dead_letters"]]
     pages = Counter(e["page"] for e in events if e["action"] == "page_view").most_common()
     assert pages[0][1] > 5 * pages[-1][1]
     actions = Counter(e["action"] for e in events)
@@ -79,7 +79,7 @@ def test_click_flood_comes_from_a_few_ips(sim):
     flood = next(a for a in sim.truth["anomalies"] if a["kind"] == "click_flood")
     ad = flood["entities"][0]["entity_id"]
     ips = Counter(
-        e["ip"] for e in map(json.loads, (l for i, l in enumerate(sim.lines)
+        e["ip"] for e in map(json.loads, (x for i, x in enumerate(sim.lines)
                                           if i not in sim.truth["dead_letters"]))
         if e["ad_id"] == ad and e["action"] == "click"
         and flood["start_ms"] <= e["event_time"] < flood["end_ms"]
