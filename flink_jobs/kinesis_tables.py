@@ -68,7 +68,10 @@ def parse_stream_arn(arn: str, setting: str) -> StreamRef:
     flink_jobs.kinesis_tables.SettingError: kinesis.clicks.stream.arn: 'clicks' is not a \
 Kinesis stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)
     """
-    match = STREAM_ARN.match(arn or "")
+    if not arn:
+        group = setting.split(".")[0]
+        raise SettingError(setting, f"required (is the property group {group!r} missing?)")
+    match = STREAM_ARN.match(arn)
     if match is None:
         raise SettingError(
             setting,
@@ -225,11 +228,11 @@ def settings_from(groups: Mapping[str, Mapping[str, Any]]) -> KinesisSettings:
     ...     "archive": {"path": "s3://bucket/x", "s3_endpoint": ""}})
     >>> s.clicks.name, s.dead_letters, s.archive
     ('c', None, 's3://bucket/x/')
-    >>> settings_from({"kinesis": {}, "archive": {}})
+    >>> settings_from({"archive": {}})
     Traceback (most recent call last):
     ...
-    flink_jobs.kinesis_tables.SettingError: kinesis.clicks_stream_arn: '' is not a Kinesis \
-stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)
+    flink_jobs.kinesis_tables.SettingError: kinesis.clicks_stream_arn: required (is the \
+property group 'kinesis' missing?)
     """
     kinesis, archive = groups.get("kinesis", {}), groups.get("archive", {})
     clicks = parse_stream_arn(kinesis.get("clicks_stream_arn", ""), "kinesis.clicks_stream_arn")

@@ -36,13 +36,16 @@ def main() -> int:
     from flink_jobs import kinesis_job, kinesis_tables
     from flink_jobs.config import ConfigError, load_config
 
+    log = logging.getLogger("clicksentry")
+    log.info("packages from %s", Path(kinesis_job.__file__).resolve().parents[1])
+
     try:
         config = load_config()
         if config.get("job", "source") != "kinesis":
             raise ConfigError("job.source: must be kinesis on Managed Flink")
         result = kinesis_job.start(config, local, JAR.as_uri() if local else None)
     except (ConfigError, kinesis_tables.SettingError) as err:
-        logging.getLogger("clicksentry").error("configuration error: %s", err)
+        log.error("configuration error: %s", err)
         print(f"clicksentry: configuration error: {err}", file=sys.stderr)
         return 2
     if local:
