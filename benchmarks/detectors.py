@@ -215,3 +215,54 @@ def simulator_detection(
         "precision": (len(flags) - len(false)) / len(flags) if flags else 0.0,
     }
     return out
+
+
+def river_univariate_nab(data: Path, labels: Path) -> dict[str, dict[str, float]]:
+    """NAB scores (best threshold) of river's predictive and statistical detectors, measured
+    on the raw values of each series, causally (score, then learn).
+
+    These detectors are univariate, so they are measured here rather than wrapped as scorers:
+    ``GaussianScorer`` (running Gaussian tail), ``StandardAbsoluteDeviation`` (distance from the
+    running mean in running standard deviations) and ``PredictiveAnomalyDetection`` with a
+    SNARIMAX forecaster (error of a one-step forecast).
+    """
+    import json
+
+    from river import anomaly, time_series
+
+    from models.nab import (
+        PROFILES,
+        best_threshold,
+        label_series,
+        normalise,
+        null_score,
+        perfect_score,
+    )
+    from models.series import read_series
+
+    makers = {
+        "river-gaussian": lambda: anomaly.GaussianScorer(grace_period=100),
+        "river-sad": lambda: anomaly.StandardAbsoluteDeviation(),
+        "river-predictive-snarimax": lambda: anomaly.PredictiveAnomalyDetection(
+            time_series.SNARIMAX(p=3, d=0, q=0), horizon=1, n_std=3.0, warmup_period=100
+        ),
+    }
+    windows = json.loads(Path(labels).read_text())
+    series = {name: read_series(Path(data) / name) for name in sorted(windows)}
+    results: dict[str, dict[str, float]] = {}
+    for label, make in makers.items():
+        corpus = {}
+        for name, (timestamps, values) in series.items():
+            model, scores = make(), []
+            for v in values:
+                x = {} if label != "river-predictive-snarimax" else None
+                scores.append(float(model.score_one(x, v)))
+                model.learn_one(x, v)
+            corpus[name] = (label_series(timestamps, windows[name]), np.nan_to_num(scores))
+        results[label] = {}
+        for profile_name, profile in PROFILES.items():
+            _, raw = best_threshold(corpus, profile)
+            null = sum(null_score(s, profile) for s, _ in corpus.values())
+            perfect = sum(perfect_score(s, profile) for s, _ in corpus.values())
+            results[label][profile_name] = normalise(raw, null, perfect)
+    return results

@@ -46,7 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "gate_z": 3.0,
         "threshold_params": {"z": 4.0, "floor": 0.28, "alpha": 0.01, "settle": 100},
         "warmup": 12,
-        "z_clip": 30.0,
+        "z_clip": 100.0,
         "hold_off": 24,
         "learn_per_batch": 32,
         "learn_flagged": True,
