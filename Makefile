@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## make run: the whole job on the embedded default source (no AWS account, no services).
-run: $(STAMP)
+run: $(STAMP) jar
 	$(BIN)/clicksentry run
 
 ## make test: lint, unit tests, doctests and the real-minicluster tests.
@@ -26,7 +26,7 @@ test: $(STAMP) jar emulators
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP) jar
 	$(BIN)/clicksentry bench
 
 ## make lock: re-resolve the full lock after changing dependencies in pyproject.toml.
@@ -43,7 +43,7 @@ clean:
 JAR := deploy/target/pyflink-dependencies.jar
 jar: $(JAR)
 
-$(JAR): deploy/pom.xml $(shell find deploy/src -name '*.java')
+$(JAR): deploy/pom.xml $(shell find deploy/src -name '*.java') $(shell find deploy/src -name '*.java')
 	cd deploy && mvn -B -q package
 	touch $@
 

@@ -35,10 +35,10 @@ class Throughput:
         return self.events / self.net_seconds
 
 
-def _execute(env, statements, events: int) -> Throughput:
-    statements.attach_as_datastream()
+def _execute(statements, events: int) -> Throughput:
     started = time.monotonic()
-    result = env.execute("clicksentry-bench")
+    table_result = statements.execute()
+    result = table_result.get_job_client().get_job_execution_result().result()
     wall = time.monotonic() - started
     return Throughput(events, result.get_net_runtime() / 1000, wall)
 
@@ -65,7 +65,7 @@ def sql_baseline(config: Config, events_file: Path, events: int) -> Throughput:
         f"FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '{WINDOW_SECONDS}' SECOND)) "
         "GROUP BY window_start, window_end, JSON_VALUE(payload, '$.page')"
     )
-    return _execute(env, statements, events)
+    return _execute(statements, events)
 
 
 def full_job(config: Config, events_file: Path, out_root: Path, events: int) -> Throughput:
@@ -74,4 +74,4 @@ def full_job(config: Config, events_file: Path, out_root: Path, events: int) -> 
     statements = define_pipeline(
         env, t_env, config, local_tables(events_file, LocalOutputs(out_root))
     )
-    return _execute(env, statements, events)
+    return _execute(statements, events)

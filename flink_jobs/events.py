@@ -1,8 +1,14 @@
 """The click event schema, declared once, and the SQL that validates raw payloads against it.
 
-Parsing and validation run in Flink SQL (Java), not Python per event: the source delivers each
-payload as one ``STRING`` (format ``raw``), and :func:`reason_sql` is a SQL ``CASE`` that names
-the first thing wrong with it, or is ``NULL`` for a valid event.
+The source delivers each payload as one ``STRING`` (format ``raw``). Parsing and validation run
+in Java, once per event: ``parse_click(payload)`` (``io.clicksentry.flink.ParseClickEvent`` in
+the project's jar) returns every typed field and the first thing wrong with the payload, and
+``event_time_of(payload)`` the event time for the rowtime. What needs the rowtime and the
+watermark — out-of-range timestamps and late events — is decided in SQL
+(:func:`dead_letter_reason_sql`). :func:`fields_sql` and :func:`reason_sql` state the same rules
+in Flink SQL; they are the reference the Java function is held to
+(``tests/deploy/test_parse_click_event.py``), too slow for the job itself (every ``JSON_VALUE``
+parses the whole payload again).
 
 >>> [f.name for f in FIELDS if f.required]
 ['event_id', 'event_time', 'user_id', 'ip', 'page', 'action']
@@ -17,6 +23,11 @@ from dataclasses import dataclass
 ACTIONS = ("impression", "click", "page_view", "add_to_cart", "purchase")
 #: Actions that must name the ad and its campaign.
 AD_ACTIONS = ("impression", "click")
+#: Java scalar functions of the project's jar, by their SQL name.
+JAVA_FUNCTIONS = {
+    "parse_click": "io.clicksentry.flink.ParseClickEvent",
+    "event_time_of": "io.clicksentry.flink.EventTimeOf",
+}
 #: User agents matching this (case-insensitive) count as bot-like.
 BOT_AGENT_PATTERN = "bot|crawl|spider|slurp|headless|python-requests|curl/|wget|scrapy"
 
@@ -75,9 +86,16 @@ def _present_sql(field: EventField, column: str = "payload") -> str:
     )
 
 
-def event_time_ms_sql(column: str = "payload") -> str:
-    """SQL for the event time in epoch ms, ``NULL`` when absent or not an integer."""
-    return json_value_sql(FIELDS[1], column)
+def register_functions_sql() -> list[str]:
+    """``CREATE FUNCTION`` statements for :data:`JAVA_FUNCTIONS`.
+
+    >>> register_functions_sql()[0]
+    "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS parse_click AS 'io.clicksentry.flink.ParseClickEvent' LANGUAGE JAVA"
+    """  # noqa: E501
+    return [
+        f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS {name} AS {sql_string(cls)} LANGUAGE JAVA"
+        for name, cls in JAVA_FUNCTIONS.items()
+    ]
 
 
 def rowtime_sql(max_future_ms: int, column: str = "payload") -> str:
@@ -88,11 +106,27 @@ def rowtime_sql(max_future_ms: int, column: str = "payload") -> str:
     """
     if not isinstance(max_future_ms, int):
         raise TypeError("max_future_ms must be an int")
-    et = event_time_ms_sql(column)
+    et = f"event_time_of({column})"
     return (
         f"TO_TIMESTAMP_LTZ(CASE WHEN {et} BETWEEN 1 AND UNIX_TIMESTAMP() * 1000 + {max_future_ms}"
         f" THEN {et} ELSE 0 END, 3)"
     )
+
+
+def dead_letter_reason_sql(parse_reason: str, rowtime: str = "ts") -> str:
+    """SQL for the final dead-letter reason: the parser's, else the rowtime's, else ``NULL``.
+
+    >>> print(dead_letter_reason_sql("e.reason"))
+    COALESCE(e.reason, CASE WHEN ts = TO_TIMESTAMP_LTZ(0, 3) THEN 'event_time_out_of_range' WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late' END)
+    """  # noqa: E501
+    return f"COALESCE({parse_reason}, CASE {' '.join(_rowtime_whens(rowtime))} END)"
+
+
+def _rowtime_whens(rowtime: str) -> list[str]:
+    return [
+        f"WHEN {rowtime} = TO_TIMESTAMP_LTZ(0, 3) THEN 'event_time_out_of_range'",
+        f"WHEN {rowtime} <= CURRENT_WATERMARK({rowtime}) THEN 'late'",
+    ]
 
 
 def fields_sql(column: str = "payload") -> str:
@@ -107,7 +141,8 @@ def fields_sql(column: str = "payload") -> str:
 def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
     """SQL ``CASE`` naming why a payload is a dead letter, ``NULL`` for a valid, on-time event.
 
-    It reads the typed field columns of :func:`fields_sql` (each field parsed once); the
+    The reference for ``parse_click`` (plus the rowtime checks). It reads the typed field
+    columns of :func:`fields_sql` (each field parsed once); the
     payload is parsed again only for a field that came out ``NULL``, to tell a missing field
     from a mistyped one. Reasons, first match wins: ``bad_json``, ``missing_field:<name>``,
     ``bad_type:<name>``, ``bad_action``, ``event_time_out_of_range``, ``late``.
@@ -137,8 +172,7 @@ def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
         f" THEN {sql_string('missing_field:' + name)}"
         for name in ("ad_id", "campaign")
     ]
-    whens.append(f"WHEN {rowtime} = TO_TIMESTAMP_LTZ(0, 3) THEN 'event_time_out_of_range'")
-    whens.append(f"WHEN {rowtime} <= CURRENT_WATERMARK({rowtime}) THEN 'late'")
+    whens += _rowtime_whens(rowtime)
     return "CASE " + " ".join(whens) + " END"
 
 

@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flink_jobs.aws_connectors import add_jar_to_planner, jar_url
 from flink_jobs.config import Config
-from flink_jobs.events import fields_sql, is_bot_sql, reason_sql
+from flink_jobs.events import (
+    FIELDS,
+    dead_letter_reason_sql,
+    is_bot_sql,
+    register_functions_sql,
+)
 from flink_jobs.features import (
     entity_events_sql,
     features_sql,
@@ -91,14 +97,18 @@ def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
 def create_environment(config: Config, local: bool):
     """Build the stream and table environments from the configuration.
 
-    ``local`` pins the Python workers to this interpreter (the project's virtualenv); on
-    Managed Flink the runtime's own Python is used.
+    ``local`` adds the project's jar (``make jar``: the parser functions and the connectors)
+    and pins the Python workers to this interpreter (the project's virtualenv); on Managed
+    Flink the application's jar and the runtime's own Python are used.
     """
     from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
     job = config.group("job")
-    env = StreamExecutionEnvironment.get_execution_environment()
+    if local:  # on Managed Flink the jar comes with the application (run option `jarfile`)
+        env = _local_environment_with_jar(jar_url())
+    else:
+        env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(job["parallelism"])
     if job["checkpoint_interval_ms"]:
         env.enable_checkpointing(job["checkpoint_interval_ms"], CheckpointingMode.EXACTLY_ONCE)
@@ -112,19 +122,46 @@ def create_environment(config: Config, local: bool):
         checkpoints = Path(job["checkpoint_dir"]).resolve().as_uri()
         table_config.set("execution.checkpointing.dir", checkpoints)
     if local:
+        table_config.set("pipeline.jars", jar_url())
         table_config.set("python.executable", sys.executable)
         table_config.set("python.client.executable", sys.executable)
     return env, t_env
 
 
+def _local_environment_with_jar(url: str):
+    """A local stream environment whose user class loader sees the project's jar.
+
+    The client compiles the job's generated code (which names the jar's functions) with the
+    environment's user class loader; PyFlink's default environment uses the JVM's application
+    class loader, which never sees ``pipeline.jars``.
+    """
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+
+    add_jar_to_planner(url)
+    jvm = get_gateway().jvm
+    conf = jvm.org.apache.flink.configuration.Configuration()
+    conf.setString("execution.target", "local")
+    conf.setString("execution.attached", "true")
+    loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+    j_env = jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(conf, loader)
+    return StreamExecutionEnvironment(j_env)
+
+
 def define_pipeline(env, t_env, config: Config, tables: JobTables):
-    """Register tables and views and return the statement set that writes every sink."""
+    """Register tables and views and return the statement set that writes every sink.
+
+    Submit it with ``execute()``: the table environment compiles the generated code with the
+    class loader that sees the project's jar (``env.execute()`` would not).
+    """
     from pyflink.datastream.functions import KeySelector
     from pyflink.table import Schema
 
     from udfs.score_windows import SCORED_ROW_TYPE, ScoreEntityWindows, shard_key
 
     job, scoring = config.group("job"), config.group("scoring")
+    for statement in register_functions_sql():
+        t_env.execute_sql(statement)
     t_env.execute_sql(
         source_ddl(
             "clicks",
@@ -133,19 +170,22 @@ def define_pipeline(env, t_env, config: Config, tables: JobTables):
             max_future_ms=job["max_future_ms"],
         )
     )
-    # Parse each field once, then name the reason from the typed columns.
-    parsed = t_env.sql_query(
-        f"SELECT payload, ts, {fields_sql()} FROM clicks"
+    # Parse once (Java), then materialise: without this boundary the planner copies the
+    # parse into every branch that reads it — and every field access would call it again.
+    parsed = t_env.sql_query("SELECT payload, ts, parse_click(payload) AS e FROM clicks")
+    t_env.create_temporary_view(
+        "parsed",
+        t_env.from_data_stream(
+            t_env.to_data_stream(parsed),
+            Schema.new_builder().watermark("ts", "SOURCE_WATERMARK()").build(),
+        ),
     )
-    t_env.create_temporary_view("parsed", parsed)
-    classified = t_env.sql_query(f"SELECT *, {reason_sql()} AS reason FROM parsed")
-    # Materialise the classification once: without this boundary the planner copies it (and
-    # its JSON parsing) into every branch that reads it — six of them.
+    fields = ", ".join(f"e.{f.name} AS {f.name}" for f in FIELDS)
     t_env.create_temporary_view(
         "classified",
-        t_env.from_data_stream(
-            t_env.to_data_stream(classified),
-            Schema.new_builder().watermark("ts", "SOURCE_WATERMARK()").build(),
+        t_env.sql_query(
+            f"SELECT payload, ts, {fields}, {dead_letter_reason_sql('e.reason')} AS reason"
+            " FROM parsed"
         ),
     )
     t_env.create_temporary_view(

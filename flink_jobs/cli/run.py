@@ -106,12 +106,11 @@ def main(args: argparse.Namespace) -> int:
 
     env, t_env = create_environment(config, local=True)
     statements = define_pipeline(env, t_env, config, local_tables(events_file, outputs))
-    statements.attach_as_datastream()
     started, done = time.monotonic(), threading.Event()
     reporter = threading.Thread(target=_progress, args=(outputs, started, done), daemon=True)
     reporter.start()
     try:
-        env.execute("clicksentry")
+        statements.execute().wait()
     finally:
         done.set()
     elapsed = time.monotonic() - started
