@@ -42,7 +42,7 @@ from models.threshold import AdaptiveThreshold
 log = logging.getLogger(__name__)
 
 _STATE_VERSION = 1
-INPUTS = ("deviation", "level", "level+deviation", "raw")
+INPUTS = ("deviation", "level", "raw")
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,7 @@ class WindowDetector:
         name: registry name, reported in every anomaly record.
         scorer: scorer kind (see :data:`models.scorers.SCORER_TYPES`).
         scorer_params: the scorer's parameters.
-        inputs: ``"deviation"``, ``"level"``, ``"level+deviation"`` (both side by side: the
-            scorer sees twice the features) or ``"raw"`` (see above).
+        inputs: ``"deviation"``, ``"level"`` or ``"raw"`` (see above).
         baseline_params: :class:`~models.baseline.EwmaBaseline` parameters (not feature names).
         threshold_params: :class:`~models.threshold.AdaptiveThreshold` parameters.
         warmup: windows of an entity's own history before it can be flagged.
@@ -181,11 +180,7 @@ class WindowDetector:
     def _fix_features(self, names: tuple[str, ...]) -> EwmaBaseline:
         if self.baseline_ is None:
             self.feature_names_ = names
-            self.scorer_.feature_names_ = (
-                (*names, *(f"{n}_deviation" for n in names))
-                if self.inputs == "level+deviation"
-                else names
-            )
+            self.scorer_.feature_names_ = names
             self.baseline_ = EwmaBaseline(names, **self.baseline_params)
         return self.baseline_
 
@@ -205,9 +200,6 @@ class WindowDetector:
         else:
             level = np.clip(baseline.levels(transformed, history), -self.z_clip, self.z_clip)
             points = np.sign(level) * np.maximum(np.abs(level) - self.z_deadzone, 0.0)
-            if self.inputs == "level+deviation":
-                shrunk = np.sign(z) * np.maximum(np.abs(z) - self.z_deadzone, 0.0)
-                points = np.hstack([points, shrunk])
         return raw, transformed, history, z, points
 
     def scorer_inputs(
@@ -307,9 +299,6 @@ class WindowDetector:
         attribution = getattr(self.scorer_, "attribution_rows", None)
         if attribution is not None:
             high, low = attribution(points[rows])
-            d = len(self.feature_names_)
-            if high.shape[1] == 2 * d:  # level+deviation: a feature's two inputs add up
-                high, low = high[:, :d] + high[:, d:], low[:, :d] + low[:, d:]
         else:
             deviation = points[rows] if self.inputs == "deviation" else raw[rows] - expected[rows]
             high, low = np.maximum(deviation, 0.0), np.maximum(-deviation, 0.0)
