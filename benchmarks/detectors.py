@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +109,6 @@ def nab_scores(
             score_file(make_detector(name, params), source, out / label / source.relative_to(data))
         results[label] = evaluate(data, labels, out / label)
     return results
-
-
-def format_table(rows: Iterable[tuple[str, dict[str, float]]]) -> str:
-    """Plain text table of ``measure_detectors``-style numbers."""
-    return "\n".join(f"{k:<45} {v:>14,.1f}" for _, r in rows for k, v in r.items())
 
 
 def simulated_windows(seed: int = 7, minutes: float = 15.0):
