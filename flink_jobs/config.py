@@ -130,7 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
             "empty windows synthesised for an entity that went silent (outage detection)"),
     Setting("scoring", "entity_ttl_minutes", _integer(1), "1440",
             "state TTL of an entity that stopped appearing"),
-    Setting("scoring", "model_snapshot_windows", _integer(1), "6",
+    Setting("scoring", "model_snapshot_windows", _integer(1), "30",
             "the shared model is written to Flink state every this many windows per shard"),
     Setting("simulator", "seed", _integer(0), "7", "embedded source: random seed"),
     Setting("simulator", "minutes", _number(0.1), "15", "embedded source: simulated minutes"),

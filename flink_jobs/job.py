@@ -148,6 +148,21 @@ def _local_environment_with_jar(url: str):
     return StreamExecutionEnvironment(j_env)
 
 
+def create_source(t_env, config: Config, options: Mapping[str, str]) -> None:
+    """Register the jar's functions and the ``clicks`` source table (rowtime and watermark)."""
+    job = config.group("job")
+    for statement in register_functions_sql():
+        t_env.execute_sql(statement)
+    t_env.execute_sql(
+        source_ddl(
+            "clicks",
+            options,
+            watermark_delay_ms=job["watermark_delay_ms"],
+            max_future_ms=job["max_future_ms"],
+        )
+    )
+
+
 def define_pipeline(env, t_env, config: Config, tables: JobTables):
     """Register tables and views and return the statement set that writes every sink.
 
@@ -159,17 +174,8 @@ def define_pipeline(env, t_env, config: Config, tables: JobTables):
 
     from udfs.score_windows import SCORED_ROW_TYPE, ScoreEntityWindows, shard_key
 
-    job, scoring = config.group("job"), config.group("scoring")
-    for statement in register_functions_sql():
-        t_env.execute_sql(statement)
-    t_env.execute_sql(
-        source_ddl(
-            "clicks",
-            tables.source,
-            watermark_delay_ms=job["watermark_delay_ms"],
-            max_future_ms=job["max_future_ms"],
-        )
-    )
+    scoring = config.group("scoring")
+    create_source(t_env, config, tables.source)
     # Parse once (Java), then materialise: without this boundary the planner copies the
     # parse into every branch that reads it — and every field access would call it again.
     parsed = t_env.sql_query("SELECT payload, ts, parse_click(payload) AS e FROM clicks")

@@ -246,10 +246,13 @@ class ScoreEntityWindows(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Declare the keyed state."""
+        # ReturnExpiredIfNotCleanedUp, not NeverReturnExpired: the latter turns PyFlink's state
+        # cache off for every state of the operator, and each update() then pickles the shard
+        # and writes it to the JVM synchronously (measured: most of the operator's time).
         ttl = (
             StateTtlConfig.new_builder(Time.minutes(self.entity_ttl_minutes))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .set_state_visibility(StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
             .build()
         )
         states = {}
