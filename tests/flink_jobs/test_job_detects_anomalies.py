@@ -21,7 +21,7 @@ from flink_jobs.simulator import SimulationConfig, simulate, write_simulation
 
 pytestmark = pytest.mark.flink
 
-STREAM = SimulationConfig(minutes=10, events_per_second=150, seed=7)
+STREAM = SimulationConfig(minutes=10, events_per_second=300, seed=7)
 
 
 @pytest.fixture(scope="module")
