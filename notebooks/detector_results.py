@@ -18,7 +18,8 @@ from benchmarks.detectors import (
 )
 from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES
 
-NAB = Path("/work/shared/data/nab-dev")
+#: The labelled NAB subset, in shared/ beside the project folder.
+NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab-dev"
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
