@@ -23,7 +23,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONNECTOR_JAR = ROOT / "deploy" / "target" / "pyflink-dependencies.jar"
+#: Where the jar is: built in this checkout, or ``lib/`` beside ``dep/`` in the Managed Flink zip.
+JAR_CANDIDATES = (
+    ROOT / "deploy" / "target" / "pyflink-dependencies.jar",
+    ROOT.parent / "lib" / "pyflink-dependencies.jar",
+)
+CONNECTOR_JAR = next((jar for jar in JAR_CANDIDATES if jar.is_file()), JAR_CANDIDATES[0])
 PLUGINS_DIR = ROOT / "deploy" / "target" / "plugins"
 CBOR_OFF_JVM_FLAG = "-Daws.cborEnabled=false"
 

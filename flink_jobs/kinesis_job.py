@@ -26,14 +26,14 @@ def _emulator_credentials(settings: kinesis_tables.KinesisSettings) -> Mapping[s
     return {}
 
 
-def start(config, local: bool, jar_url: str | None = None):
+def start(config, local: bool):
     """Validate, check the services, build the environment and submit the job.
 
     Args:
         config: the loaded :class:`~flink_jobs.config.Config` (``job.source = kinesis``).
-        local: running on this machine (minicluster, this virtualenv's Python).
-        jar_url: connector jar to add to the environment (``None`` on Managed Flink, where the
-            ``jarfile`` run option provides it).
+        local: running on this machine (minicluster, this virtualenv's Python, the connector
+            jar from :mod:`flink_jobs.aws_connectors`); on Managed Flink the ``jarfile`` run
+            option provides the jar.
 
     Returns the ``TableResult`` of the submitted statement set; on Managed Flink ``main()`` returns
     right after, locally the caller waits on it or cancels its job.
@@ -47,11 +47,7 @@ def start(config, local: bool, jar_url: str | None = None):
         aws_connectors.prepare_local_jvm(
             credentials["aws_access_key_id"], credentials["aws_secret_access_key"]
         )
-    if jar_url:
-        aws_connectors.add_jar_to_planner(jar_url)
     env, t_env = create_environment(config, local)
-    if jar_url:
-        t_env.get_config().set("pipeline.jars", jar_url)
     if local:
         options = {}
         if settings.s3_endpoint:

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-JAR = HERE / "lib" / "pyflink-dependencies.jar"
 DEP = HERE / "dep"
 
 
@@ -43,7 +42,7 @@ def main() -> int:
         config = load_config()
         if config.get("job", "source") != "kinesis":
             raise ConfigError("job.source: must be kinesis on Managed Flink")
-        result = kinesis_job.start(config, local, JAR.as_uri() if local else None)
+        result = kinesis_job.start(config, local)
     except (ConfigError, kinesis_tables.SettingError) as err:
         log.error("configuration error: %s", err)
         print(f"clicksentry: configuration error: {err}", file=sys.stderr)

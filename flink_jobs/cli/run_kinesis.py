@@ -13,10 +13,10 @@ def main(config) -> int:
     """Start the job from ``config`` and wait; Ctrl-C cancels it. Exit 2 on a bad setting."""
     try:
         settings = kinesis_tables.settings_from(config.values)
-        jar = aws_connectors.jar_url()
+        aws_connectors.jar_url()  # fails naming `make jar` if it is missing
         print(f"reading {settings.clicks.arn}")
         print(f"anomalies to {settings.anomalies.arn}, archive to {settings.archive}")
-        result = kinesis_job.start(config, local=True, jar_url=jar)
+        result = kinesis_job.start(config, local=True)
     except (kinesis_tables.SettingError, FileNotFoundError) as err:
         print(f"configuration error: {err}")
         return 2

@@ -1,0 +1,273 @@
+"""The job on Kinesis and S3 end to end, on kinesis-mock and moto server.
+
+Both tests run one scenario: a simulated stream with injected anomalies is produced to a fresh
+2-shard clicks stream (``clicksentry produce``), the job reads it from Kinesis until everything is
+consumed, and then the anomalies stream, the dead-letter stream and the S3 archive are read back
+with boto3 and reconciled. One runs the job from this checkout (``clicksentry run`` with
+``job.source = kinesis``), the other the Managed Flink artefact itself (the zip's ``main.py``).
+
+The Kinesis source never ends, so the stream closes with one flush event per shard, 16 s of event
+time after the last event: each source subtask keeps its own watermark (one shard each, job
+parallelism 2, no idleness), and the flush moves them all past every real window. The flush
+events' own window stays open, so they are the only events never windowed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from flink_jobs import stack
+from flink_jobs.run_summary import run_summary
+from flink_jobs.simulator import SimulationConfig, simulate
+
+pytestmark = [pytest.mark.integration, pytest.mark.flink]
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_PROPERTIES = ROOT / "deploy" / "managed_flink" / "application_properties.json"
+BIN = Path(sys.executable).parent
+# ~25k events: kinesis-mock slows down as a shard fills (~1k records/s at best). Detection quality
+# is tested on the embedded source (tests/flink_jobs/test_job_detects_anomalies.py, a 4x longer
+# stream); here the same work goes through Kinesis and S3 and must reach the same sinks.
+SIMULATION = SimulationConfig(minutes=6, events_per_second=60, seed=7)
+JOB_DEADLINE_S = 360
+FLUSH_AFTER_MS = 16_000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    clicks: str
+    anomalies: str
+    dead_letters: str
+    archive_prefix: str
+    properties: Path
+
+
+@pytest.fixture(scope="module")
+def simulation():
+    return simulate(SIMULATION)
+
+
+@pytest.fixture
+def scenario(aws_stack, tmp_path):
+    kinesis = aws_stack.client("kinesis")
+    run = uuid.uuid4().hex[:8]
+    names = {"clicks": 2, "anomalies": 2, "dead-letters": 1}
+    streams = {role: f"e2e-{run}-{role}" for role in names}
+    for role, name in streams.items():
+        kinesis.create_stream(StreamName=name, ShardCount=names[role])
+    for name in streams.values():
+        kinesis.get_waiter("stream_exists").wait(
+            StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+        )
+    arns = {role: stack.stream_arn(name) for role, name in streams.items()}
+    prefix = f"e2e-{run}/"
+    # the sample properties of the Managed Flink package, pointed at this scenario's resources
+    groups = {
+        g["PropertyGroupId"]: g["PropertyMap"] for g in json.loads(SAMPLE_PROPERTIES.read_text())
+    }
+    groups["job"] |= {"checkpoint_interval_ms": "2000", "checkpoint_dir": str(tmp_path / "ckpt")}
+    groups["kinesis"] |= {
+        "clicks_stream_arn": arns["clicks"],
+        "anomalies_stream_arn": arns["anomalies"],
+        "dead_letter_stream_arn": arns["dead-letters"],
+        "endpoint": aws_stack.kinesis_endpoint,
+    }
+    groups["archive"] |= {
+        "path": f"s3://{aws_stack.archive_bucket}/{prefix}",
+        "s3_endpoint": aws_stack.moto_endpoint,
+    }
+    properties = tmp_path / "application_properties.json"
+    properties.write_text(
+        json.dumps([{"PropertyGroupId": g, "PropertyMap": m} for g, m in groups.items()])
+    )
+    yield Scenario(arns["clicks"], arns["anomalies"], arns["dead-letters"], prefix, properties)
+    for name in streams.values():
+        kinesis.delete_stream(StreamName=name)
+
+
+def produce(aws_stack, simulation, scenario, tmp_path):
+    """Send the simulated stream with `clicksentry produce`, then one flush event per shard."""
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(simulation.lines) + "\n")
+    sent = subprocess.run(
+        [BIN / "clicksentry", "produce", "--events", events, "--stream-arn", scenario.clicks],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert f"sent {len(simulation.lines)}, failed 0" in sent.stdout
+    dead = {int(i) for i in simulation.truth["dead_letters"]}
+    valid = [json.loads(line) for i, line in enumerate(simulation.lines) if i not in dead]
+    flush_time = max(event["event_time"] for event in valid) + FLUSH_AFTER_MS
+    kinesis = aws_stack.client("kinesis")
+    shards = kinesis.list_shards(StreamARN=scenario.clicks)["Shards"]
+    for shard in shards:
+        flush = {**valid[-1], "event_id": f"flush-{shard['ShardId']}", "event_time": flush_time}
+        kinesis.put_record(
+            StreamARN=scenario.clicks,
+            Data=json.dumps(flush).encode(),
+            PartitionKey="flush",
+            ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
+        )
+    return len(simulation.lines) + len(shards), len(shards)
+
+
+def stream_records(kinesis, arn):
+    records = []
+    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(StreamARN=arn, ShardIterator=iterator, Limit=10_000)
+            records += [(r["PartitionKey"], r["Data"]) for r in page["Records"]]
+            iterator = page.get("NextShardIterator") if page["Records"] else None
+    return records
+
+
+def archived_lines(s3, bucket, prefix):
+    """Lines of committed archive files (in-progress files start with '.' or '_')."""
+    lines = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].rsplit("/", 1)[-1].startswith((".", "_")):
+                continue
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            lines += [line for line in body.decode().splitlines() if line]
+    return lines
+
+
+@dataclass
+class Outputs:
+    anomalies: list
+    dead_letters: list
+    scored_windows: list
+    raw_events: list
+
+
+def read_outputs(aws_stack, scenario):
+    kinesis, s3 = aws_stack.client("kinesis"), aws_stack.client("s3")
+    root = scenario.archive_prefix
+    return Outputs(
+        anomalies=[(k, json.loads(d)) for k, d in stream_records(kinesis, scenario.anomalies)],
+        dead_letters=[json.loads(d) for _, d in stream_records(kinesis, scenario.dead_letters)],
+        scored_windows=[
+            json.loads(line)
+            for line in archived_lines(s3, aws_stack.archive_bucket, root + "scored-windows/")
+        ],
+        raw_events=archived_lines(s3, aws_stack.archive_bucket, root + "raw-events/"),
+    )
+
+
+def run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes, log_path):
+    """Run the job until every event is archived or dead-lettered and every window is scored."""
+    with log_path.open("w") as log:
+        job = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + JOB_DEADLINE_S
+    outputs = None
+    try:
+        while time.monotonic() < deadline and job.poll() is None:
+            time.sleep(5)
+            outputs = read_outputs(aws_stack, scenario)
+            consumed = len(outputs.raw_events) + len(outputs.dead_letters) == produced
+            windowed = sum(
+                w["events"] for w in outputs.scored_windows if w["entity_type"] == "page"
+            )
+            if consumed and windowed + len(outputs.dead_letters) == produced - flushes:
+                break
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGINT)
+            try:
+                job.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(job.pid, signal.SIGKILL)
+                job.wait()
+    return read_outputs(aws_stack, scenario)
+
+
+def assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path):
+    log = log_path.read_text()[-3000:]
+    truth = simulation.truth
+    # every event is archived raw or dead-lettered with its reason; all but the flush are windowed
+    assert len(outputs.raw_events) + len(outputs.dead_letters) == produced, log
+    assert Counter(d["reason"] for d in outputs.dead_letters) == Counter(
+        truth["dead_letter_reasons"]
+    ), log
+    summary = run_summary(produced - flushes, outputs.dead_letters, outputs.scored_windows, truth)
+    assert summary["reconciled"], summary
+    # the anomalies stream holds exactly the anomalous scored windows, keyed by entity
+    flagged = [w for w in outputs.scored_windows if w["is_anomaly"]]
+    assert len(outputs.anomalies) == len(flagged)
+    assert all(key == f"{r['entity_type']}/{r['entity_id']}" for key, r in outputs.anomalies)
+    # injected anomalies were flagged (so are on the stream); the drift control raised nothing
+    detected = [kind for kind, k in summary["by_kind"].items() if k["detected"]]
+    assert detected, summary["by_kind"]
+    injected = {
+        (e["entity_type"], e["entity_id"])
+        for label in truth["anomalies"]
+        if label["kind"] in detected
+        for e in label["entities"]
+    }
+    assert any((r["entity_type"], r["entity_id"]) in injected for _, r in outputs.anomalies)
+    # within the simulated time (after it, the flush gap makes every entity look silent)
+    end_ms = max(w["window_end_ms"] for w in outputs.scored_windows if not w["synthetic"])
+    in_time = [w for w in outputs.scored_windows if w["window_end_ms"] <= end_ms]
+    assert run_summary(produced - flushes, [], in_time, truth)["control_alerts"] == 0
+
+
+def test_job_reads_kinesis_and_writes_anomalies_dead_letters_and_archive(
+    aws_stack, scenario, simulation, tmp_path
+):
+    # GIVEN a simulated stream with injected anomalies on the clicks stream
+    produced, flushes = produce(aws_stack, simulation, scenario, tmp_path)
+    # WHEN `clicksentry run` runs the job with job.source = kinesis until it is consumed
+    env = {**os.environ, "IS_LOCAL": "1"}
+    command = [BIN / "clicksentry", "run", "--properties", scenario.properties]
+    log_path = tmp_path / "job.log"
+    outputs = run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes, log_path)
+    # THEN the counts reconcile and every injected anomaly is on the anomalies stream
+    assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path)
+
+
+def test_managed_flink_artefact_runs_from_its_zip(aws_stack, scenario, simulation, tmp_path):
+    # GIVEN the Managed Flink zip, unpacked, and a simulated stream on the clicks stream
+    zip_path = tmp_path / "clicksentry-managed-flink.zip"
+    subprocess.run(
+        [sys.executable, ROOT / "deploy" / "package_flink.py", "--output", zip_path],
+        check=True,
+        timeout=900,
+    )
+    app = tmp_path / "app"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(app)
+    assert (app / "main.py").is_file() and (app / "lib" / "pyflink-dependencies.jar").is_file()
+    assert (app / "dep" / "krcf").is_dir() and (app / "dep" / "flink_jobs").is_dir()
+    produced, flushes = produce(aws_stack, simulation, scenario, tmp_path)
+    # WHEN its main.py runs with IS_LOCAL and the properties, from outside the checkout
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        "IS_LOCAL": "1",
+        "CLICKSENTRY_PROPERTIES": str(scenario.properties),
+    }
+    log_path = tmp_path / "main.log"
+    outputs = run_job_until_consumed(
+        [sys.executable, app / "main.py"], env, aws_stack, scenario, produced, flushes, log_path
+    )
+    # THEN the job ran from the zip's own packages and did the same work
+    assert f"packages from {app / 'dep'}" in log_path.read_text()
+    assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path)
