@@ -15,14 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from flink_jobs.features import FEATURE_NAMES as FEATURES
 from models.registry import DETECTOR_NAMES, make_detector
 
 log = logging.getLogger(__name__)
 
-FEATURES = (
-    "events", "impressions", "clicks", "ctr", "page_views", "add_to_carts", "purchases",
-    "unique_users", "unique_sessions", "unique_ips", "top_ip_share", "bot_share",
-)
 
 
 def synthetic_batches(n_entities: int, windows: int, seed: int = 0) -> list[list[dict]]:

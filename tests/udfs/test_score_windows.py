@@ -93,3 +93,10 @@ def test_the_shared_detector_round_trips_through_flink_state_pickling(scorer):
     # THEN both score the next window identically
     probe = [(entities["page-1"].state, features(400))]
     assert restored.process(list(probe))[0][0] == scorer.detector.process(list(probe))[0][0]
+
+
+def test_the_baseline_knows_every_feature_the_job_computes():
+    from models.baseline import COUNT_FEATURES, SHARE_DENOMINATORS, SHARE_FEATURES
+
+    assert set(COUNT_FEATURES) | set(SHARE_FEATURES) == set(FEATURE_NAMES)
+    assert set(SHARE_DENOMINATORS) == set(SHARE_FEATURES)
