@@ -43,7 +43,7 @@ clean:
 JAR := deploy/target/pyflink-dependencies.jar
 jar: $(JAR)
 
-$(JAR): deploy/pom.xml $(shell find deploy/src -name '*.java') $(shell find deploy/src -name '*.java')
+$(JAR): deploy/pom.xml $(shell find deploy/src -name '*.java')
 	cd deploy && mvn -B -q package
 	touch $@
 
