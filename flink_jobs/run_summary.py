@@ -47,12 +47,14 @@ def read_json_lines(directory: Path, include_in_progress: bool = False) -> Itera
                         yield json.loads(line)
 
 
-def _overlaps(window: Mapping[str, Any], label: Mapping[str, Any]) -> bool:
+def overlaps(window: Mapping[str, Any], label: Mapping[str, Any]) -> bool:
+    """Whether a scored window falls in a label's span (plus the grace windows)."""
     end = window["window_end_ms"]
     return end > label["start_ms"] and end - WINDOW_MS < label["end_ms"] + GRACE_WINDOWS * WINDOW_MS
 
 
-def _entities(label: Mapping[str, Any]) -> set[tuple[str, str]]:
+def label_entities(label: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """``(entity_type, entity_id)`` of every entity a label names."""
     return {(e["entity_type"], e["entity_id"]) for e in label["entities"]}
 
 
@@ -74,8 +76,8 @@ def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, 
     by_kind: dict[str, dict[str, Any]] = {}
     matched: set[int] = set()
     for label in expected:
-        ents = _entities(label)
-        in_span = [w for w in windows if key(w) in ents and _overlaps(w, label)]
+        ents = label_entities(label)
+        in_span = [w for w in windows if key(w) in ents and overlaps(w, label)]
         hits = [w for w in in_span if w["is_anomaly"]]
         matched.update(id(w) for w in hits)
         first = min((w["window_end_ms"] for w in hits), default=None)
@@ -86,7 +88,7 @@ def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, 
             "recall": round(len(hits) / len(in_span), 3) if in_span else 0.0,
             "first_alert_delay_s": (first - label["start_ms"]) / 1000 if first else None,
         }
-    control_entities = set().union(*(_entities(c) for c in controls)) if controls else set()
+    control_entities = set().union(*(label_entities(c) for c in controls)) if controls else set()
     false_flags = [w for w in flagged if id(w) not in matched]
     return {
         "labelled_anomalies": len(expected),

@@ -61,3 +61,49 @@ def train_supervised_forest(
     if artifact is not None:
         scorer.save(artifact)
     return scorer
+
+
+def archived_batches(
+    windows: Iterable[Mapping[str, object]], feature_names: Sequence[str]
+) -> tuple[list[list[tuple[tuple[str, str], dict[str, float]]]], list[int]]:
+    """Scored windows from the job's archive as batches, oldest first, and each batch's end.
+
+    A batch holds ``((entity_type, entity_id), features)`` of every real (not synthesised)
+    window of one entity type ending at the same time — what the job's detector saw.
+
+    >>> w = {"entity_type": "ad", "entity_id": "a", "window_end_ms": 10, "synthetic": False,
+    ...      "clicks": 3.0}
+    >>> archived_batches([w, {**w, "window_end_ms": 20}], ["clicks"])
+    ([[(('ad', 'a'), {'clicks': 3.0})], [(('ad', 'a'), {'clicks': 3.0})]], [10, 20])
+    """
+    by_end: dict[tuple[int, str], list] = {}
+    for w in windows:
+        if w.get("synthetic"):
+            continue
+        key = (int(w["window_end_ms"]), str(w["entity_type"]))
+        features = {name: float(w[name]) for name in feature_names}
+        by_end.setdefault(key, []).append(((w["entity_type"], w["entity_id"]), features))
+    keys = sorted(by_end)
+    return [sorted(by_end[k], key=lambda item: item[0]) for k in keys], [k[0] for k in keys]
+
+
+def ground_truth_labels(
+    batches: Sequence[Sequence[tuple[tuple[str, str], Mapping[str, float]]]],
+    window_ends: Sequence[int],
+    truth: Mapping[str, object],
+) -> dict[tuple[tuple[str, str], int], str]:
+    """``(entity, batch index) -> kind`` for windows inside a labelled anomaly that should alert.
+
+    ``window_ends[i]`` is the ``window_end_ms`` of ``batches[i]``; the simulator's
+    ``truth.json`` names the anomalies (kind, entities, span).
+    """
+    from flink_jobs.run_summary import label_entities, overlaps
+
+    expected = [a for a in truth["anomalies"] if a["expect_alert"]]  # type: ignore[index]
+    labels = {}
+    for i, (batch, end) in enumerate(zip(batches, window_ends, strict=True)):
+        for entity, _ in batch:
+            for label in expected:
+                if entity in label_entities(label) and overlaps({"window_end_ms": end}, label):
+                    labels[(entity, i)] = label["kind"]
+    return labels

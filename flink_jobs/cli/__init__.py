@@ -31,6 +31,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("alerts", "flink_jobs.cli.alerts", "run the alerting Lambda locally on a stream"),
     Command("score-series", "flink_jobs.cli.score_series", "score NAB-style CSV series"),
     Command("evaluate", "flink_jobs.cli.evaluate", "NAB-style evaluation of scored series"),
+    Command("train", "flink_jobs.cli.train", "fit the supervised forest on the archive + labels"),
 )
 
 
