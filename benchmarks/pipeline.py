@@ -51,7 +51,7 @@ def _execute(statements, events: int) -> Throughput:
 
 def sql_baseline(config: Config, events_file: Path, events: int) -> Throughput:
     """Pure SQL: the same source (rowtime from the payload), a 10 s count per page, blackhole."""
-    _, t_env = create_environment(config, local=True)
+    t_env = create_environment(config, local=True)
     create_source(t_env, config, local_file_options(events_file, "raw"))
     t_env.execute_sql(
         sink_ddl("counts", [("page", "STRING"), ("window_start", "TIMESTAMP(3)"),
@@ -68,8 +68,8 @@ def sql_baseline(config: Config, events_file: Path, events: int) -> Throughput:
 
 def full_job(config: Config, events_file: Path, out_root: Path, events: int) -> Throughput:
     """The whole job with its local file sinks under ``out_root``."""
-    env, t_env = create_environment(config, local=True)
+    t_env = create_environment(config, local=True)
     statements = define_pipeline(
-        env, t_env, config, local_tables(events_file, LocalOutputs(out_root))
+        t_env, config, local_tables(events_file, LocalOutputs(out_root))
     )
     return _execute(statements, events)

@@ -95,7 +95,7 @@ def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
 
 
 def create_environment(config: Config, local: bool):
-    """Build the stream and table environments from the configuration.
+    """Build the table environment (on a stream environment) from the configuration.
 
     ``local`` adds the project's jar (``make jar``: the parser functions and the connectors)
     and pins the Python workers to this interpreter (the project's virtualenv); on Managed
@@ -125,7 +125,7 @@ def create_environment(config: Config, local: bool):
         table_config.set("pipeline.jars", jar_url())
         table_config.set("python.executable", sys.executable)
         table_config.set("python.client.executable", sys.executable)
-    return env, t_env
+    return t_env
 
 
 def _local_environment_with_jar(url: str):
@@ -163,7 +163,7 @@ def create_source(t_env, config: Config, options: Mapping[str, str]) -> None:
     )
 
 
-def define_pipeline(env, t_env, config: Config, tables: JobTables):
+def define_pipeline(t_env, config: Config, tables: JobTables):
     """Register tables and views and return the statement set that writes every sink.
 
     Submit it with ``execute()``: the table environment compiles the generated code with the

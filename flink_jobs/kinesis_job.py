@@ -47,7 +47,7 @@ def start(config, local: bool):
         aws_connectors.prepare_local_jvm(
             credentials["aws_access_key_id"], credentials["aws_secret_access_key"]
         )
-    env, t_env = create_environment(config, local)
+    t_env = create_environment(config, local)
     if local:
         options = {}
         if settings.s3_endpoint:
@@ -57,7 +57,7 @@ def start(config, local: bool):
                 credentials["aws_secret_access_key"],
             )
         aws_connectors.initialize_filesystems(options)
-    statements = define_pipeline(env, t_env, config, kinesis_tables.job_tables(settings))
+    statements = define_pipeline(t_env, config, kinesis_tables.job_tables(settings))
     log.info(
         "submitting: %s -> %s, archive %s",
         settings.clicks.arn,

@@ -80,28 +80,6 @@ Kinesis stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)
     return StreamRef(arn, match["region"], match["account"], match["name"])
 
 
-def quote(value: str) -> str:
-    """A SQL string literal.
-
-    >>> quote("it's")
-    "'it''s'"
-    """
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def with_clause(options: Mapping[str, str]) -> str:
-    """``WITH (...)`` for a CREATE TABLE, every key and value quoted.
-
-    >>> print(with_clause({"connector": "kinesis", "format": "raw"}))
-    WITH (
-      'connector' = 'kinesis',
-      'format' = 'raw'
-    )
-    """
-    body = ",\n".join(f"  {quote(k)} = {quote(v)}" for k, v in options.items())
-    return f"WITH (\n{body}\n)"
-
-
 def _client_options(stream: StreamRef, endpoint: str | None) -> dict[str, str]:
     options = {"connector": "kinesis", "stream": stream.name, "aws.region": stream.region}
     if endpoint:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -29,3 +30,14 @@ def pytest_configure(config):
     from flink_jobs import aws_connectors
 
     aws_connectors.prepare_local_jvm(stack.ACCESS_KEY_ID, stack.SECRET_ACCESS_KEY)
+
+
+@pytest.fixture
+def subprocess_env():
+    """Environment for a child ``clicksentry`` or job process.
+
+    After a Flink job has run a Python worker inside this process (PyFlink's loopback mode),
+    PyFlink leaves ``PYFLINK_GATEWAY_DISABLED`` set here; a child that inherited it could not
+    start its own Flink gateway.
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"}

@@ -104,8 +104,8 @@ def main(args: argparse.Namespace) -> int:
           f"(parallelism {config.get('job', 'parallelism')}, "
           f"detector {config.get('scoring', 'detector')}) …", flush=True)
 
-    env, t_env = create_environment(config, local=True)
-    statements = define_pipeline(env, t_env, config, local_tables(events_file, outputs))
+    t_env = create_environment(config, local=True)
+    statements = define_pipeline(t_env, config, local_tables(events_file, outputs))
     started, done = time.monotonic(), threading.Event()
     reporter = threading.Thread(target=_progress, args=(outputs, started, done), daemon=True)
     reporter.start()

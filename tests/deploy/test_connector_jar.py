@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from flink_jobs import aws_connectors, kinesis_tables, stack
+from flink_jobs.tables import with_clause
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 
@@ -97,10 +98,10 @@ def test_jar_reads_and_writes_kinesis_by_arn_and_archives_to_s3_on_checkpoints(a
     archive = kinesis_tables.s3_archive_options(
         f"s3://{aws_stack.archive_bucket}/{prefix}", "archive", roll_every="2 s"
     )
-    tables.execute_sql(f"CREATE TABLE src (payload STRING) {kinesis_tables.with_clause(source)}")
-    tables.execute_sql(f"CREATE TABLE dst (record STRING) {kinesis_tables.with_clause(sink)}")
+    tables.execute_sql(f"CREATE TABLE src (payload STRING) {with_clause(source)}")
+    tables.execute_sql(f"CREATE TABLE dst (record STRING) {with_clause(sink)}")
     tables.execute_sql(
-        f"CREATE TABLE arc (n INT, entity_id STRING) {kinesis_tables.with_clause(archive)}"
+        f"CREATE TABLE arc (n INT, entity_id STRING) {with_clause(archive)}"
     )
 
     # WHEN a job copies the input stream to the output stream and to the S3 archive

@@ -34,8 +34,8 @@ def run(tmp_path_factory):
         "parallelism": "2", "out_dir": str(root), "checkpoint_dir": str(root / "checkpoints"),
     }})
     outputs = LocalOutputs(root)
-    env, t_env = create_environment(config, local=True)
-    define_pipeline(env, t_env, config, local_tables(events_file, outputs)).execute().wait()
+    t_env = create_environment(config, local=True)
+    define_pipeline(t_env, config, local_tables(events_file, outputs)).execute().wait()
     dead = list(read_json_lines(outputs.dead_letters))
     windows = list(read_json_lines(outputs.scored_windows))
     anomalies = list(read_json_lines(outputs.anomalies))

@@ -43,8 +43,8 @@ def run_job(events_file: Path, root: Path, parallelism: int) -> LocalOutputs:
         }
     )
     outputs = LocalOutputs(root)
-    env, t_env = create_environment(config, local=True)
-    define_pipeline(env, t_env, config, local_tables(events_file, outputs)).execute().wait()
+    t_env = create_environment(config, local=True)
+    define_pipeline(t_env, config, local_tables(events_file, outputs)).execute().wait()
     return outputs
 
 

@@ -172,7 +172,8 @@ def read_outputs(aws_stack, scenario):
 
 
 def run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes, log_path):
-    """Run the job until every event is archived or dead-lettered and every window is scored."""
+    """Run the job until every event is archived or dead-lettered, every window is scored, and
+    the anomalies stream holds every flagged window (the deadline, otherwise)."""
     with log_path.open("w") as log:
         job = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -187,7 +188,12 @@ def run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes,
             windowed = sum(
                 w["events"] for w in outputs.scored_windows if w["entity_type"] == "page"
             )
-            if consumed and windowed + len(outputs.dead_letters) == produced - flushes:
+            flagged = sum(1 for w in outputs.scored_windows if w["is_anomaly"])
+            if (
+                consumed
+                and windowed + len(outputs.dead_letters) == produced - flushes
+                and len(outputs.anomalies) == flagged  # the asynchronous Kinesis sink caught up
+            ):
                 break
     finally:
         if job.poll() is None:
@@ -231,12 +237,12 @@ def assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_p
 
 
 def test_job_reads_kinesis_and_writes_anomalies_dead_letters_and_archive(
-    aws_stack, scenario, simulation, tmp_path
+    aws_stack, scenario, simulation, tmp_path, subprocess_env
 ):
     # GIVEN a simulated stream with injected anomalies on the clicks stream
     produced, flushes = produce(aws_stack, simulation, scenario, tmp_path)
     # WHEN `clicksentry run` runs the job with job.source = kinesis until it is consumed
-    env = {**os.environ, "IS_LOCAL": "1"}
+    env = {**subprocess_env, "IS_LOCAL": "1"}
     command = [BIN / "clicksentry", "run", "--properties", scenario.properties]
     log_path = tmp_path / "job.log"
     outputs = run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes, log_path)
@@ -244,7 +250,9 @@ def test_job_reads_kinesis_and_writes_anomalies_dead_letters_and_archive(
     assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path)
 
 
-def test_managed_flink_artefact_runs_from_its_zip(aws_stack, scenario, simulation, tmp_path):
+def test_managed_flink_artefact_runs_from_its_zip(
+    aws_stack, scenario, simulation, tmp_path, subprocess_env
+):
     # GIVEN the Managed Flink zip, unpacked, and a simulated stream on the clicks stream
     zip_path = tmp_path / "clicksentry-managed-flink.zip"
     subprocess.run(
@@ -260,7 +268,7 @@ def test_managed_flink_artefact_runs_from_its_zip(aws_stack, scenario, simulatio
     produced, flushes = produce(aws_stack, simulation, scenario, tmp_path)
     # WHEN its main.py runs with IS_LOCAL and the properties, from outside the checkout
     env = {
-        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        **{k: v for k, v in subprocess_env.items() if k != "PYTHONPATH"},
         "IS_LOCAL": "1",
         "CLICKSENTRY_PROPERTIES": str(scenario.properties),
     }

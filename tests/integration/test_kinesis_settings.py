@@ -37,9 +37,10 @@ def good_groups(aws_stack):
     }
 
 
-def run(path):
+def run(path, env):
     return subprocess.run(
         [CLICKSENTRY, "run", "--properties", str(path)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -62,7 +63,9 @@ def run(path):
     ],
     ids=["unknown-stream", "unreachable-endpoint", "missing-group", "unknown-bucket", "not-an-arn"],
 )
-def test_bad_setting_fails_at_start_up_naming_it(aws_stack, tmp_path, change, message):
+def test_bad_setting_fails_at_start_up_naming_it(
+    aws_stack, tmp_path, subprocess_env, change, message
+):
     # GIVEN otherwise good properties with one wrong setting
     groups = good_groups(aws_stack)
     for group, values in change.items():
@@ -71,7 +74,7 @@ def test_bad_setting_fails_at_start_up_naming_it(aws_stack, tmp_path, change, me
         else:
             groups[group] = {**groups[group], **values}
     # WHEN the job is started
-    result = run(properties(tmp_path, **groups))
+    result = run(properties(tmp_path, **groups), subprocess_env)
     # THEN it stops before any Flink job, naming the setting
     assert result.returncode == 2, result.stdout + result.stderr
     assert "configuration error: " in result.stdout
