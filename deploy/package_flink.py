@@ -24,16 +24,15 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from importlib import metadata
 from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from reproducible_zip import is_build_clutter, write_zip
 
 log = logging.getLogger("package_flink")
 
@@ -69,7 +68,6 @@ TARGET_ENVIRONMENT = {
     "platform_python_implementation": "CPython",
     "extra": "",
 }
-FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def _canonical(name: str) -> str:
@@ -120,10 +118,6 @@ def install(packages: dict[str, str], target: Path) -> None:
     )
 
 
-def _is_build_clutter(relative: Path) -> bool:
-    return any(part == "__pycache__" for part in relative.parts) or relative.suffix == ".pyc"
-
-
 def package_files(staging: Path) -> list[tuple[Path, str]]:
     """(source file, name in the zip) for everything the zip holds, sorted by name."""
     if not JAR.is_file():
@@ -136,27 +130,13 @@ def package_files(staging: Path) -> list[tuple[Path, str]]:
     for package in PROJECT_PACKAGES:
         for path in (ROOT / package).rglob("*"):
             relative = path.relative_to(ROOT)
-            if path.is_file() and not _is_build_clutter(relative):
+            if path.is_file() and not is_build_clutter(relative):
                 files.append((path, f"{DEP_DIR}/{relative.as_posix()}"))
     for path in staging.rglob("*"):
         relative = path.relative_to(staging)
-        if path.is_file() and not _is_build_clutter(relative):
+        if path.is_file() and not is_build_clutter(relative):
             files.append((path, f"{DEP_DIR}/{relative.as_posix()}"))
     return sorted(files, key=lambda item: item[1])
-
-
-def write_zip(files: list[tuple[Path, str]], output: Path) -> None:
-    """Write a reproducible zip: fixed dates, sorted entries, file modes kept."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_suffix(".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for source, name in files:
-            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
-            info.external_attr = (source.stat().st_mode & 0o777 | 0o100000) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with source.open("rb") as data, archive.open(info, "w") as entry:
-                shutil.copyfileobj(data, entry)
-    partial.replace(output)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
+
+from reproducible_zip import is_build_clutter, write_zip
 
 log = logging.getLogger("package_lambda")
 
@@ -36,7 +37,6 @@ PIP_PLATFORM = (
     "3.11",
     "--only-binary=:all:",
 )
-FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def install_dependencies(staging: Path, constraints: Path) -> None:
@@ -80,30 +80,14 @@ def package_files(staging: Path) -> list[tuple[Path, str]]:
 
 
 def _is_build_clutter(relative: Path) -> bool:
-    """Byte code, caches and pip's console scripts do not go into the zip.
+    """Byte code, and the console scripts of the packages (Lambda never runs them).
 
-    Examples:
-        >>> _is_build_clutter(Path("jmespath/__pycache__/ast.cpython-311.pyc"))
-        True
-        >>> _is_build_clutter(Path("bin/jp.py")), _is_build_clutter(Path("jmespath/ast.py"))
-        (True, False)
+    >>> _is_build_clutter(Path("jmespath/__pycache__/ast.cpython-311.pyc"))
+    True
+    >>> _is_build_clutter(Path("bin/jp.py")), _is_build_clutter(Path("jmespath/ast.py"))
+    (True, False)
     """
-    return (
-        "__pycache__" in relative.parts or relative.suffix == ".pyc" or relative.parts[0] == "bin"
-    )
-
-
-def write_zip(files: list[tuple[Path, str]], output: Path) -> None:
-    """Write ``files`` to ``output`` with fixed dates and permissions (reproducible bytes)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_suffix(".zip.partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path, name in files:
-            entry = zipfile.ZipInfo(name, date_time=FIXED_DATE)
-            entry.external_attr = 0o644 << 16
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, path.read_bytes())
-    partial.replace(output)
+    return is_build_clutter(relative) or relative.parts[0] == "bin"
 
 
 def main(argv: list[str] | None = None) -> int:
