@@ -71,6 +71,24 @@ def stream_arn(name: str) -> str:
     return f"arn:aws:kinesis:{REGION}:{ACCOUNT_ID}:stream/{name}"
 
 
+def read_stream(kinesis, arn: str) -> list[tuple[str, bytes]]:
+    """``(partition key, data)`` of every record on a stream, shard by shard, oldest first.
+
+    Reads each shard from ``TRIM_HORIZON`` until a page comes back empty: for checking what a
+    job wrote to a stream on the local stack, not for consuming a live stream.
+    """
+    records: list[tuple[str, bytes]] = []
+    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(StreamARN=arn, ShardIterator=iterator, Limit=10_000)
+            records += [(r["PartitionKey"], r["Data"]) for r in page["Records"]]
+            iterator = page.get("NextShardIterator") if page["Records"] else None
+    return records
+
+
 def client(service: str):
     """A boto3 client for ``service`` on the local stack (kinesis-mock or moto server).
 

@@ -29,21 +29,6 @@ def streams(aws_stack):
         kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
 
 
-def read_all(kinesis, arn):
-    records = []
-    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(StreamARN=arn, ShardIterator=iterator, Limit=1000)
-            records += [(r["PartitionKey"], json.loads(r["Data"])) for r in page["Records"]]
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return records
-
-
 def committed_s3_lines(s3, bucket, prefix):
     keys = [
         o["Key"]
@@ -115,7 +100,7 @@ def test_jar_reads_and_writes_kinesis_by_arn_and_archives_to_s3_on_checkpoints(a
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            out = read_all(kinesis, streams["out"])
+            out = [(k, json.loads(d)) for k, d in stack.read_stream(kinesis, streams["out"])]
             archived = committed_s3_lines(s3, aws_stack.archive_bucket, prefix)
             if len(out) >= RECORDS and len(archived) >= RECORDS:
                 break

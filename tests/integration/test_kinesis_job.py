@@ -124,19 +124,6 @@ def produce(aws_stack, simulation, scenario, tmp_path):
     return len(simulation.lines) + len(shards), len(shards)
 
 
-def stream_records(kinesis, arn):
-    records = []
-    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(StreamARN=arn, ShardIterator=iterator, Limit=10_000)
-            records += [(r["PartitionKey"], r["Data"]) for r in page["Records"]]
-            iterator = page.get("NextShardIterator") if page["Records"] else None
-    return records
-
-
 def archived_lines(s3, bucket, prefix):
     """Lines of committed archive files (in-progress files start with '.' or '_')."""
     lines = []
@@ -161,8 +148,8 @@ def read_outputs(aws_stack, scenario):
     kinesis, s3 = aws_stack.client("kinesis"), aws_stack.client("s3")
     root = scenario.archive_prefix
     return Outputs(
-        anomalies=[(k, json.loads(d)) for k, d in stream_records(kinesis, scenario.anomalies)],
-        dead_letters=[json.loads(d) for _, d in stream_records(kinesis, scenario.dead_letters)],
+        anomalies=[(k, json.loads(d)) for k, d in stack.read_stream(kinesis, scenario.anomalies)],
+        dead_letters=[json.loads(d) for _, d in stack.read_stream(kinesis, scenario.dead_letters)],
         scored_windows=[
             json.loads(line)
             for line in archived_lines(s3, aws_stack.archive_bucket, root + "scored-windows/")
