@@ -154,10 +154,19 @@ def _number(record: dict[str, Any], name: str, where: str = "") -> float:
     return float(value)
 
 
+def iso_utc(epoch_ms: float) -> str:
+    """Epoch milliseconds as the records write times: ISO-8601 UTC, milliseconds, ``Z``.
+
+    >>> iso_utc(1767571930000)
+    '2026-01-05T00:12:10.000Z'
+    """
+    stamp = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
 def _timestamp(record: dict[str, Any], name: str, epoch_ms: int) -> str:
     value = _text(record, name)
-    expected = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
-    if value != expected.replace("+00:00", "Z"):
+    if value != iso_utc(epoch_ms):
         raise InvalidAnomaly(f"{name} must be {name}_ms as ISO-8601 UTC with Z, got {value!r}")
     return value
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from alerting.anomaly import iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ def dead_letter_body(record: KinesisStreamRecord, error: str, attempts: int) -> 
         >>> body["record"]["approximate_arrival"]
         '2026-01-05T00:12:11.500Z'
     """
-    arrival = datetime.fromtimestamp(record.kinesis.approximate_arrival_timestamp, tz=UTC)
     return json.dumps(
         {
             "reason": "poison record: not a valid anomaly",
@@ -48,9 +48,7 @@ def dead_letter_body(record: KinesisStreamRecord, error: str, attempts: int) -> 
                 "event_id": record.event_id,
                 "partition_key": record.kinesis.partition_key,
                 "sequence_number": record.kinesis.sequence_number,
-                "approximate_arrival": arrival.isoformat(timespec="milliseconds").replace(
-                    "+00:00", "Z"
-                ),
+                "approximate_arrival": iso_utc(record.kinesis.approximate_arrival_timestamp * 1000),
                 "data": record.kinesis.data,
             },
         }

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import quote
 
-from alerting.anomaly import Anomaly, Movement
+from alerting.anomaly import Anomaly, Movement, iso_utc
 from alerting.severity import Severity
 from alerting.suppression import Action, Incident
 
@@ -115,7 +114,7 @@ def build_message(
         lines.append(
             f"Update: severity rose to {severity.label}; the incident has lasted "
             f"{incident.windows} windows since the window ending "
-            f"{_iso(incident.first_window_end_ms)}, peak score {incident.peak_score:.2f}."
+            f"{iso_utc(incident.first_window_end_ms)}, peak score {incident.peak_score:.2f}."
         )
     seconds = (anomaly.window_end_ms - anomaly.window_start_ms) / 1000
     link = dashboard_link(
@@ -185,7 +184,7 @@ def build_end_message(incident: Incident, dashboard_url: str) -> AlertMessage:
         'ended'
     """  # noqa: E501
     what = f"{_kind_text(incident.kind)} on {incident.entity_type} {incident.entity_id}"
-    first, last = _iso(incident.first_window_end_ms), _iso(incident.last_window_end_ms)
+    first, last = iso_utc(incident.first_window_end_ms), iso_utc(incident.last_window_end_ms)
     link = dashboard_link(
         dashboard_url,
         incident.entity_type,
@@ -213,11 +212,6 @@ def build_end_message(incident: Incident, dashboard_url: str) -> AlertMessage:
 
 def _kind_text(kind: str) -> str:
     return kind.replace("_", " ") if kind else "anomaly"
-
-
-def _iso(epoch_ms: int) -> str:
-    stamp = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def _attributes(

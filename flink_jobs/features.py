@@ -1,9 +1,10 @@
-"""Window features per entity: their names, the Flink SQL that computes them, a Python twin.
+"""Window features per entity: the window, the Flink SQL that computes them, a Python twin.
 
 Every valid event counts towards the window of its page, and of its ad and campaign when it
-names them. All counting runs in Flink SQL (10-second event-time tumbling windows); Python only
-sees one row per entity window. :func:`window_features` computes the same numbers in plain
-Python: tests hold the SQL to it.
+names them (:data:`ENTITY_KEYS`). All counting runs in Flink SQL (10-second event-time tumbling
+windows); Python only sees one row per entity window. :func:`window_features` computes the same
+numbers in plain Python: tests hold the SQL to it. The feature names live with the models that
+read them (:data:`models.features.FEATURE_NAMES`).
 
 >>> events = [
 ...     {"action": "impression", "user_id": "u1", "session_id": "s1", "ip": "a", "is_bot": 0},
@@ -20,23 +21,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from flink_jobs.events import sql_string
+from models.features import FEATURE_NAMES
+
+#: Length of the event-time tumbling window.
 WINDOW_SECONDS = 10
-ENTITY_TYPES = ("page", "ad", "campaign")
-#: The features of an entity window, in the order the job hands them to the detector.
-FEATURE_NAMES = (
-    "events",
-    "impressions",
-    "clicks",
-    "ctr",
-    "page_views",
-    "add_to_carts",
-    "purchases",
-    "unique_users",
-    "unique_sessions",
-    "unique_ips",
-    "top_ip_share",
-    "bot_share",
-)
+WINDOW_MS = WINDOW_SECONDS * 1000
+#: Entity type → the event field that names the entity (an event without it has none).
+ENTITY_KEYS = {"page": "page", "ad": "ad_id", "campaign": "campaign"}
 _ACTION_COUNTS = {
     "impressions": "impression",
     "clicks": "click",
@@ -67,24 +59,17 @@ def window_features(events: Iterable[Mapping]) -> dict[str, float]:
     return {name: out[name] for name in FEATURE_NAMES}
 
 
-def empty_window_features() -> dict[str, float]:
-    """Features of a window in which the entity had no events at all.
-
-    >>> set(empty_window_features().values())
-    {0.0}
-    """
-    return window_features([])
-
-
 def entity_events_sql(valid_events_view: str) -> str:
-    """SQL fanning each valid event out to its page, ad and campaign entities."""
+    """SQL fanning each valid event out to its page, ad and campaign entities.
+
+    >>> print(entity_events_sql("v").split(" UNION ALL ")[1])
+    SELECT 'ad' AS entity_type, ad_id AS entity_id, ts, action, user_id, session_id, ip, is_bot FROM v WHERE ad_id IS NOT NULL
+    """  # noqa: E501
     cols = "ts, action, user_id, session_id, ip, is_bot"
-    return (
-        f"SELECT 'page' AS entity_type, page AS entity_id, {cols} FROM {valid_events_view}"
-        f" UNION ALL SELECT 'ad', ad_id, {cols} FROM {valid_events_view}"
-        " WHERE ad_id IS NOT NULL"
-        f" UNION ALL SELECT 'campaign', campaign, {cols} FROM {valid_events_view}"
-        " WHERE campaign IS NOT NULL"
+    return " UNION ALL ".join(
+        f"SELECT {sql_string(entity_type)} AS entity_type, {key} AS entity_id, {cols}"
+        f" FROM {valid_events_view} WHERE {key} IS NOT NULL"
+        for entity_type, key in ENTITY_KEYS.items()
     )
 
 

@@ -1,7 +1,7 @@
 """The clicksentry job graph: source → validate → windows → features → scoring → sinks.
 
 Parsing, validation, late-event splitting and all windowing run in Flink SQL; Python runs once
-per shard and window (:mod:`udfs.score_windows`). The connectors are whatever
+per shard and window (:mod:`udfs.scoring_operator`). The connectors are whatever
 :class:`JobTables` names, so the same graph runs on local files or on Kinesis and S3.
 
 Nothing here builds a Flink environment at import time: :func:`create_environment` does, when
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from flink_jobs.aws_connectors import add_jar_to_planner, jar_url
@@ -25,6 +25,7 @@ from flink_jobs.events import (
     register_functions_sql,
 )
 from flink_jobs.features import (
+    WINDOW_MS,
     entity_events_sql,
     features_sql,
     ip_counts_sql,
@@ -39,6 +40,9 @@ from flink_jobs.tables import (
     sink_ddl,
     source_ddl,
 )
+from udfs.scored_window import SCORED_ROW_TYPE
+from udfs.scoring_operator import ScoreEntityWindows
+from udfs.shard import shard_key
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,6 @@ class JobTables:
     anomalies: Mapping[str, str]
     scored_windows: Mapping[str, str]
     raw_events: Mapping[str, str] | None = None
-    #: Extra columns of the anomalies sink (e.g. a Kinesis partition key) and their SQL.
-    anomaly_extra_columns: tuple[tuple[str, str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,6 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     from pyflink.datastream.functions import KeySelector
     from pyflink.table import Schema
 
-    from udfs.score_windows import SCORED_ROW_TYPE, ScoreEntityWindows, shard_key
-
     scoring = config.group("scoring")
     create_source(t_env, config, tables.source)
     # Parse once (Java), then materialise: without this boundary the planner copies the
@@ -222,7 +222,7 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
         .process(
             ScoreEntityWindows(
                 scoring["detector"],
-                None,
+                WINDOW_MS,
                 scoring["max_gap_windows"],
                 scoring["entity_ttl_minutes"],
                 scoring["model_snapshot_windows"],
@@ -237,11 +237,7 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     t_env.create_temporary_view("scored", t_env.from_data_stream(scored, schema.build()))
 
     t_env.execute_sql(sink_ddl("dead_letters", DEAD_LETTER_COLUMNS, tables.dead_letters))
-    extra = tables.anomaly_extra_columns
-    t_env.execute_sql(
-        sink_ddl("anomalies", [("record", "STRING"), *((c, t) for c, t, _ in extra)],
-                 tables.anomalies)
-    )
+    t_env.execute_sql(sink_ddl("anomalies", [("record", "STRING")], tables.anomalies))
     t_env.execute_sql(
         sink_ddl("scored_windows", scored_sql_columns(), tables.scored_windows, ("dt", "hour"))
     )
@@ -250,10 +246,7 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
         "INSERT INTO dead_letters SELECT payload, reason, event_time "
         "FROM classified WHERE reason IS NOT NULL"
     )
-    anomaly_extra = "".join(f", {sql}" for _, _, sql in extra)
-    statements.add_insert_sql(
-        f"INSERT INTO anomalies SELECT record{anomaly_extra} FROM scored WHERE is_anomaly"
-    )
+    statements.add_insert_sql("INSERT INTO anomalies SELECT record FROM scored WHERE is_anomaly")
     statements.add_insert_sql("INSERT INTO scored_windows SELECT * FROM scored")
     if tables.raw_events is not None:
         t_env.execute_sql(

@@ -11,22 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from flink_jobs import aws_connectors, kinesis_tables, stack
+from flink_jobs import aws_connectors, kinesis_tables
+from flink_jobs.job import create_environment, define_pipeline
 
 log = logging.getLogger(__name__)
 
 
-def _emulator_credentials(settings: kinesis_tables.KinesisSettings) -> Mapping[str, str]:
-    """Dummy credentials when talking to local endpoints; none (the default chain) otherwise."""
-    if settings.endpoint or settings.s3_endpoint:
-        return {
-            "aws_access_key_id": stack.ACCESS_KEY_ID,
-            "aws_secret_access_key": stack.SECRET_ACCESS_KEY,
-        }
-    return {}
-
-
-def start(config, local: bool):
+def start(config, local: bool, credentials: Mapping[str, str] | None = None):
     """Validate, check the services, build the environment and submit the job.
 
     Args:
@@ -34,14 +25,15 @@ def start(config, local: bool):
         local: running on this machine (minicluster, this virtualenv's Python, the connector
             jar from :mod:`flink_jobs.aws_connectors`); on Managed Flink the ``jarfile`` run
             option provides the jar.
+        credentials: ``aws_access_key_id`` and ``aws_secret_access_key`` for local emulator
+            endpoints (the caller's, e.g. the local stack's dummy keys); ``None`` = the default
+            credential chain, as on Managed Flink.
 
     Returns the ``TableResult`` of the submitted statement set; on Managed Flink ``main()`` returns
     right after, locally the caller waits on it or cancels its job.
     """
-    from flink_jobs.job import create_environment, define_pipeline
-
     settings = kinesis_tables.settings_from(config.values)
-    credentials = _emulator_credentials(settings)
+    credentials = dict(credentials or {})
     kinesis_tables.check_reachable(settings, credentials)
     if local and credentials:
         aws_connectors.prepare_local_jvm(

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from flink_jobs.job import JobTables
+
 log = logging.getLogger(__name__)
 
 STREAM_ARN = re.compile(
@@ -103,7 +105,7 @@ def source_options(
     """
     if initial_position not in INITIAL_POSITIONS:
         raise SettingError(
-            "kinesis.source.initial.position",
+            "kinesis.initial_position",
             f"{initial_position!r} is not one of {', '.join(INITIAL_POSITIONS)}",
         )
     return {
@@ -236,10 +238,8 @@ property group 'kinesis' missing?)
     )
 
 
-def job_tables(settings: KinesisSettings):
+def job_tables(settings: KinesisSettings) -> JobTables:
     """The :class:`~flink_jobs.job.JobTables` of the job on Kinesis and S3."""
-    from flink_jobs.job import JobTables
-
     json_lines = {"format": "json"}
     if settings.dead_letters is not None:
         dead_letters = sink_options(settings.dead_letters, settings.endpoint, json_lines, "random")

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from flink_jobs.events import rowtime_sql, sql_string
-from udfs.score_windows import SCORED_COLUMNS
+from udfs.scored_window import SCORED_COLUMNS
 
 #: Columns of the dead-letter sink.
 DEAD_LETTER_COLUMNS = (("payload", "STRING"), ("reason", "STRING"), ("event_time_ms", "BIGINT"))

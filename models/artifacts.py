@@ -1,8 +1,7 @@
 """scikit-learn artefacts as ``skops`` files: never pickle or joblib.
 
-Loading checks every type in the file against an explicit trusted list first — the types skops
-trusts by default (scikit-learn estimators, numpy arrays, builtins) and nothing else — so a
-tampered file from a bucket cannot run code.
+Loading refuses any type skops does not trust by default (it trusts scikit-learn estimators,
+numpy arrays and builtins), so a tampered file from a bucket cannot run code.
 """
 
 from __future__ import annotations
@@ -11,9 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import skops.io as sio
-
-# Beyond skops' own defaults (sklearn, numpy, builtins), these and only these may appear.
-TRUSTED_TYPES: tuple[str, ...] = ()
 
 
 def dumps(obj: Any) -> bytes:
@@ -26,11 +22,11 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(data: bytes) -> Any:
-    """Deserialise skops bytes, refusing any type outside :data:`TRUSTED_TYPES`."""
-    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+    """Deserialise skops bytes, refusing any type skops does not trust by default."""
+    untrusted = sio.get_untrusted_types(data=data)
     if untrusted:
         raise ValueError(f"artefact holds untrusted types: {untrusted}")
-    return sio.loads(data, trusted=list(TRUSTED_TYPES))
+    return sio.loads(data)
 
 
 def save(obj: Any, path: Path) -> None:

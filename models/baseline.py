@@ -1,6 +1,6 @@
 """Per-entity baseline: an exponentially weighted mean and variance of each feature.
 
-It is the small state kept per entity in Flink keyed state (a few hundred bytes). It turns a
+Its state is the bulk of the detector's per-entity state (a few hundred bytes). It turns a
 window's raw features into standardised deviations from that entity's own recent normal, so one
 shared model can score every entity: a click flood on a small ad and on a large one look alike.
 
@@ -15,30 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import msgpack
 import numpy as np
 
-COUNT_FEATURES: tuple[str, ...] = (
-    "events",
-    "impressions",
-    "clicks",
-    "page_views",
-    "add_to_carts",
-    "purchases",
-    "unique_users",
-    "unique_sessions",
-    "unique_ips",
-)
-SHARE_FEATURES: tuple[str, ...] = ("ctr", "top_ip_share", "bot_share")
-#: The count each share is a fraction of: its sampling noise shrinks as that count grows.
-SHARE_DENOMINATORS: dict[str, str] = {
-    "ctr": "impressions",
-    "top_ip_share": "events",
-    "bot_share": "events",
-}
-
-_STATE_VERSION = 3
-NEVER = 2**31 - 1
+from models.features import COUNT_FEATURES, SHARE_DENOMINATORS, SHARE_FEATURES
+from models.params import Parameterised, in_range, integer, non_negative
 
 
 @dataclass(frozen=True)
@@ -51,9 +31,6 @@ class BaselineBatch:
         var: exponentially weighted variance.
         level_mean: mean frozen when the entity reached ``level_after`` windows (0 before).
         level_std: floored standard deviation frozen at the same moment (0 before).
-        since_flag: windows since the entity was last flagged (large if never) — kept here,
-            next to the baseline, for the detector's hold-off.
-        flag_score: the score of that last flag.
     """
 
     count: np.ndarray
@@ -61,11 +38,9 @@ class BaselineBatch:
     var: np.ndarray
     level_mean: np.ndarray
     level_std: np.ndarray
-    since_flag: np.ndarray
-    flag_score: np.ndarray
 
 
-class EwmaBaseline:
+class EwmaBaseline(Parameterised):
     """Exponentially weighted mean / variance per entity and feature.
 
     Args:
@@ -96,6 +71,16 @@ class EwmaBaseline:
     [9.0, 0.02]
     """
 
+    CHECKS = (
+        in_range("alpha", 0, 1, open_low=True, label="baseline alpha"),
+        non_negative("log_std_floor"),
+        non_negative("share_std_floor"),
+        non_negative("relative_std_floor"),
+        non_negative("update_clip"),
+        non_negative("share_burst"),
+        integer("level_after", 2),
+    )
+
     def __init__(
         self,
         feature_names: Sequence[str],
@@ -110,42 +95,29 @@ class EwmaBaseline:
         update_clip: float = 3.0,
         level_after: int = 32,
     ) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"baseline alpha must be in (0, 1], got {alpha!r}")
-        for name, value in (
-            ("log_std_floor", log_std_floor),
-            ("share_std_floor", share_std_floor),
-            ("relative_std_floor", relative_std_floor),
-            ("update_clip", update_clip),
-            ("share_burst", share_burst),
-        ):
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-        if not (isinstance(level_after, int) and level_after >= 2):
-            raise ValueError(f"level_after must be an integer >= 2, got {level_after!r}")
-        self.feature_names = tuple(feature_names)
+        self.feature_names = feature_names
         self.alpha = alpha
-        self.count_features = tuple(count_features)
-        self.share_features = tuple(share_features)
+        self.count_features = count_features
+        self.share_features = share_features
         self.log_std_floor = log_std_floor
         self.share_std_floor = share_std_floor
-        self.share_denominators = dict(share_denominators)
+        self.share_denominators = share_denominators
         self.share_burst = share_burst
         self.relative_std_floor = relative_std_floor
         self.update_clip = update_clip
         self.level_after = level_after
-        self.is_log_ = np.array([n in self.count_features for n in self.feature_names])
-        is_share = np.array([n in self.share_features for n in self.feature_names])
+        self.check_params()
+        self.is_log_ = np.array([n in count_features for n in feature_names])
+        is_share = np.array([n in share_features for n in feature_names])
         self.abs_floor_ = np.where(
             self.is_log_, log_std_floor, np.where(is_share, share_std_floor, 1e-9)
         )
         self.rel_floor_ = np.where(self.is_log_, 0.0, relative_std_floor)
-        index = {name: j for j, name in enumerate(self.feature_names)}
+        index = {name: j for j, name in enumerate(feature_names)}
         self.share_of_ = np.array(
             [
-                index.get(self.share_denominators.get(n, ""), -1) if n in self.share_features
-                else -1
-                for n in self.feature_names
+                index.get(share_denominators.get(n, ""), -1) if n in share_features else -1
+                for n in feature_names
             ]
         )
 
@@ -212,57 +184,27 @@ class EwmaBaseline:
             level_std=np.where(freeze, self.std(updated), batch.level_std),
         )
 
-    def decode(self, states: Sequence[bytes | None]) -> BaselineBatch:
-        """Decode per-entity state bytes (``None`` = new entity) into arrays."""
+    def decode(self, parts: Sequence[Sequence[Any] | None]) -> BaselineBatch:
+        """Decode per-entity :meth:`encode` parts (``None`` = new entity) into arrays."""
         d = len(self.feature_names)
-        count = np.zeros(len(states), dtype=np.int64)
-        mean = np.zeros((len(states), d))
-        var = np.zeros((len(states), d))
-        level_mean = np.zeros((len(states), d))
-        level_std = np.zeros((len(states), d))
-        since_flag = np.full(len(states), NEVER, dtype=np.int64)
-        flag_score = np.zeros(len(states))
-        for i, data in enumerate(states):
-            if data is None:
+        count = np.zeros(len(parts), dtype=np.int64)
+        mean = np.zeros((len(parts), d))
+        var = np.zeros((len(parts), d))
+        level_mean = np.zeros((len(parts), d))
+        level_std = np.zeros((len(parts), d))
+        for i, part in enumerate(parts):
+            if part is None:
                 continue
-            version, n, since_flag[i], flag_score[i], blob = msgpack.unpackb(data)
-            if version != _STATE_VERSION:
-                raise ValueError(f"entity state version {version} is not {_STATE_VERSION}")
+            n, blob = part
             arrays = np.frombuffer(blob, dtype=np.float32)
             if len(arrays) != 4 * d:
                 raise ValueError(f"entity state has {len(arrays) // 4} features, expected {d}")
             count[i] = n
             mean[i], var[i], level_mean[i], level_std[i] = arrays.reshape(4, d)
-        return BaselineBatch(count, mean, var, level_mean, level_std, since_flag, flag_score)
+        return BaselineBatch(count, mean, var, level_mean, level_std)
 
-    def encode(self, batch: BaselineBatch) -> list[bytes]:
-        """Per-entity state bytes: counters and the four float32 arrays."""
+    def encode(self, batch: BaselineBatch) -> list[list[Any]]:
+        """Per entity, msgpack-able parts: the window count and the four arrays as float32."""
         arrays = np.stack([batch.mean, batch.var, batch.level_mean, batch.level_std], axis=1)
         arrays = arrays.astype(np.float32)
-        return [
-            msgpack.packb([_STATE_VERSION, int(n), int(since), float(score), a.tobytes()])
-            for n, since, score, a in zip(
-                batch.count, batch.since_flag, batch.flag_score, arrays, strict=True
-            )
-        ]
-
-    def params(self) -> dict[str, Any]:
-        """The parameters as given."""
-        return {
-            "feature_names": list(self.feature_names),
-            "alpha": self.alpha,
-            "count_features": list(self.count_features),
-            "share_features": list(self.share_features),
-            "log_std_floor": self.log_std_floor,
-            "share_std_floor": self.share_std_floor,
-            "share_denominators": self.share_denominators,
-            "share_burst": self.share_burst,
-            "relative_std_floor": self.relative_std_floor,
-            "update_clip": self.update_clip,
-            "level_after": self.level_after,
-        }
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> EwmaBaseline:
-        """Rebuild from :meth:`params`."""
-        return cls(**params)
+        return [[int(n), a.tobytes()] for n, a in zip(batch.count, arrays, strict=True)]

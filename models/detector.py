@@ -2,10 +2,12 @@
 
 One :class:`WindowDetector` lives per shard of the job's keyed state and holds the *shared* model
 (for example one random cut forest for every entity of the shard). Each entity carries only a
-small state of its own — its :class:`~models.baseline.EwmaBaseline` — which the job keeps in
-Flink keyed state and passes in and out as bytes.
+small state of its own — its :class:`~models.baseline.EwmaBaseline` and its
+:class:`~models.holdoff.HoldOff` parts in one versioned msgpack envelope — which the job keeps in
+Flink keyed state and passes in and out as bytes (:func:`score_batches` does it for a stream).
 
-Per batch (windows of distinct entities sharing one ``window_end``) the detector:
+Per batch (windows of distinct entities sharing one ``window_end``) :meth:`WindowDetector.process`
+runs these steps:
 
 1. turns each window into the scorer's inputs: standardised deviations from its entity's
    running baseline (``inputs="deviation"``), its *level* on a per-entity scale frozen after a
@@ -17,32 +19,40 @@ Per batch (windows of distinct entities sharing one ``window_end``) the detector
    slowly are not anomalies;
 3. compares the 0..1 score with an :class:`~models.threshold.AdaptiveThreshold`; a window is
    flagged only once its entity has ``warmup`` windows of history, the scorer and the threshold
-   are warmed up, and some feature moved by at least ``min_relative_change`` of its expected value;
+   are warmed up, some feature moved by at least ``min_relative_change`` of its expected value,
+   and the hold-off allows it;
 4. explains flagged windows in KDA's ``ANOMALY_EXPLANATION`` shape (scorer attribution, or the
    deviations themselves for scorers without attribution);
-5. learns the windows: every entity baseline (with clipped updates); the shared scorer all of
-   them, or only the unflagged ones with ``learn_flagged=False``.
+5. learns the windows: every entity baseline (with clipped updates) and hold-off; the shared
+   scorer all of them, or only the unflagged ones with ``learn_flagged=False``; the threshold the
+   scores of unflagged, warmed-up windows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Hashable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import msgpack
 import numpy as np
 
-from models.base import feature_names_of, to_matrix
-from models.baseline import NEVER, BaselineBatch, EwmaBaseline
-from models.scorers import make_scorer
+from models.backends import make_scorer
+from models.base import Stateful, feature_names_of, to_matrix
+from models.baseline import BaselineBatch, EwmaBaseline
+from models.holdoff import HoldOff, HoldOffBatch
+from models.params import integer, non_negative, one_of, positive
 from models.threshold import AdaptiveThreshold
 
 log = logging.getLogger(__name__)
 
-_STATE_VERSION = 1
 INPUTS = ("deviation", "level", "raw")
+#: Version of the per-entity state envelope ``[version, baseline part, hold-off part]``.
+ENTITY_STATE_VERSION = 4
+
+Entity = TypeVar("Entity", bound=Hashable)
+Explanation = dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -56,15 +66,137 @@ class Verdict:
     grade: float
     confidence: float
     kind: str = ""
-    explanation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    explanation: Explanation = field(default_factory=dict)
 
 
-class WindowDetector:
+@dataclass(frozen=True)
+class EntityStates:
+    """Decoded per-entity state of a batch: the baseline part and the hold-off part."""
+
+    baseline: BaselineBatch
+    holdoff: HoldOffBatch
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A batch as the detector sees it, one row per entity.
+
+    Attributes:
+        raw: the features.
+        transformed: the features on the baseline's modelling scale.
+        history: the entities' states before this batch.
+        deviations: standardised deviations from the running baselines, clipped to ``±z_clip``.
+        points: the shared scorer's inputs.
+        expected: each entity's expected features (its raw features if it has no history).
+    """
+
+    raw: np.ndarray
+    transformed: np.ndarray
+    history: EntityStates
+    deviations: np.ndarray
+    points: np.ndarray
+    expected: np.ndarray
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The judgement of a batch's scores, before anything is learned.
+
+    Attributes:
+        threshold: the threshold in force.
+        flagged: per window, whether it is an anomaly.
+        grades: per window, how far past the threshold (0 unless flagged).
+        confidence: per window, 0..1: entity history, scorer and threshold warm-up.
+    """
+
+    threshold: float
+    flagged: np.ndarray
+    grades: np.ndarray
+    confidence: np.ndarray
+
+
+def shrink(values: np.ndarray, deadzone: float) -> np.ndarray:
+    """Move values towards 0 by ``deadzone``; those within it become 0.
+
+    >>> shrink(np.array([-3.0, 0.5, 2.0]), 1.0)
+    array([-2.,  0.,  1.])
+    """
+    return np.sign(values) * np.maximum(np.abs(values) - deadzone, 0.0)
+
+
+def gate(scores: np.ndarray, deviations: np.ndarray, gate_z: float) -> np.ndarray:
+    """Scale scores by ``min(1, max |deviation| / gate_z)`` (``gate_z`` 0: unchanged).
+
+    >>> gate(np.array([0.8, 0.8]), np.array([[1.5, 0.0], [-4.0, 1.0]]), 3.0)
+    array([0.4, 0.8])
+    """
+    if not gate_z > 0:
+        return scores
+    return scores * np.minimum(1.0, np.abs(deviations).max(axis=1) / gate_z)
+
+
+def changed_enough(raw: np.ndarray, expected: np.ndarray, min_relative_change: float) -> np.ndarray:
+    """Per row: some feature differs from its expected value by ``min_relative_change`` of it.
+
+    >>> changed_enough(np.array([[103.0], [110.0]]), np.array([[100.0], [100.0]]), 0.05)
+    array([False,  True])
+    """
+    change = np.abs(raw - expected) / np.maximum(np.abs(expected), 1e-9)
+    return change.max(axis=1) >= min_relative_change
+
+
+def explain(
+    names: Sequence[str], high: np.ndarray, low: np.ndarray, value: np.ndarray,
+    expected: np.ndarray,
+) -> tuple[str, Explanation]:
+    """KDA's ``ANOMALY_EXPLANATION`` of one window and its kind (``"<top feature>_<direction>"``).
+
+    ``high`` / ``low`` are the per-feature parts of its score pushing up / down; features are
+    listed by attribution, largest first.
+
+    >>> kind, e = explain(["clicks", "ctr"], np.array([3.0, 0.0]), np.array([1.0, 0.5]),
+    ...                   np.array([90.0, 0.01]), np.array([10.0, 0.02]))
+    >>> kind, e["clicks"]["DIRECTION"], e["clicks"]["STRENGTH"], list(e)
+    ('clicks_high', 'HIGH', 0.5, ['clicks', 'ctr'])
+    """
+    total = high + low
+    strength = np.abs(high - low) / np.maximum(total, 1e-12)
+    order = np.argsort(-total, kind="stable")
+    explanation = {
+        names[j]: {
+            "DIRECTION": "HIGH" if high[j] >= low[j] else "LOW",
+            "STRENGTH": float(strength[j]),
+            "ATTRIBUTION_SCORE": float(total[j]),
+            "value": float(value[j]),
+            "expected": float(expected[j]),
+        }
+        for j in order
+    }
+    top = names[order[0]]
+    kind = f"{top}_{explanation[top]['DIRECTION'].lower()}" if total.max() > 0 else ""
+    return kind, explanation
+
+
+def sample_rows(rows: np.ndarray, limit: int, seed: Sequence[int]) -> np.ndarray:
+    """At most ``limit`` of ``rows`` (indices), a seeded random choice kept in order; 0 = all.
+
+    >>> sample_rows(np.arange(10), 3, [42, 0])
+    array([0, 6, 9])
+    >>> sample_rows(np.arange(3), 0, [42, 0])
+    array([0, 1, 2])
+    """
+    if limit and len(rows) > limit:
+        rng = np.random.default_rng(list(seed))
+        rows = np.sort(rng.choice(rows, limit, replace=False))
+    return rows
+
+
+class WindowDetector(Stateful):
     """Scores batches of entity windows against per-entity baselines and a shared scorer.
 
     Args:
         name: registry name, reported in every anomaly record.
-        scorer: scorer kind (see :data:`models.scorers.SCORER_TYPES`).
+        scorer: scorer kind (see :data:`models.backends.SCORER_TYPES`).
         scorer_params: the scorer's parameters.
         inputs: ``"deviation"``, ``"level"`` or ``"raw"`` (see above).
         baseline_params: :class:`~models.baseline.EwmaBaseline` parameters (not feature names).
@@ -99,6 +231,16 @@ class WindowDetector:
     (True, 'clicks_high')
     """
 
+    STATE_VERSION = 2
+    CHECKS = (
+        one_of("inputs", INPUTS),
+        integer("warmup", 1),
+        positive("z_clip"),
+        non_negative("gate_z"),
+        integer("learn_per_batch", 0),
+        non_negative("min_relative_change"),
+    )
+
     def __init__(
         self,
         name: str = "custom",
@@ -117,24 +259,6 @@ class WindowDetector:
         learn_flagged: bool = True,
         min_relative_change: float = 0.0,
     ) -> None:
-        if inputs not in INPUTS:
-            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
-        if not (isinstance(warmup, int) and warmup >= 1):
-            raise ValueError(f"warmup must be an integer >= 1, got {warmup!r}")
-        if not z_clip > 0:
-            raise ValueError(f"z_clip must be > 0, got {z_clip!r}")
-        if not 0 <= z_deadzone < z_clip:
-            raise ValueError(f"z_deadzone must be in [0, z_clip), got {z_deadzone!r}")
-        if not gate_z >= 0:
-            raise ValueError(f"gate_z must be >= 0, got {gate_z!r}")
-        if not (isinstance(learn_per_batch, int) and learn_per_batch >= 0):
-            raise ValueError(f"learn_per_batch must be an integer >= 0, got {learn_per_batch!r}")
-        if not (isinstance(hold_off, int) and hold_off >= 0):
-            raise ValueError(f"hold_off must be an integer >= 0, got {hold_off!r}")
-        if not min_relative_change >= 0:
-            raise ValueError(f"min_relative_change must be >= 0, got {min_relative_change!r}")
-        if "feature_names" in (baseline_params or {}):
-            raise ValueError("baseline_params: feature_names come from the windows")
         self.name = name
         self.scorer = scorer
         self.scorer_params = dict(scorer_params or {})
@@ -148,34 +272,20 @@ class WindowDetector:
         self.learn_per_batch = learn_per_batch
         self.random_seed = random_seed
         self.hold_off = hold_off
-        self.batches_ = 0
         self.learn_flagged = learn_flagged
         self.min_relative_change = min_relative_change
+        self.check_params()
+        if not 0 <= z_deadzone < z_clip:
+            raise ValueError(f"z_deadzone must be in [0, z_clip), got {z_deadzone!r}")
+        if "feature_names" in self.baseline_params:
+            raise ValueError("baseline_params: feature_names come from the windows")
+        self.holdoff_ = HoldOff(hold_off)
         self.scorer_ = make_scorer(scorer, self.scorer_params)
         self.threshold_ = AdaptiveThreshold(**self.threshold_params)
         EwmaBaseline(["_"], **self.baseline_params)  # validate now, not at the first batch
+        self.batches_ = 0
         self.feature_names_: tuple[str, ...] | None = None
         self.baseline_: EwmaBaseline | None = None
-
-    def params(self) -> dict[str, Any]:
-        """The parameters as given."""
-        return {
-            "name": self.name,
-            "scorer": self.scorer,
-            "scorer_params": self.scorer_params,
-            "inputs": self.inputs,
-            "baseline_params": self.baseline_params,
-            "threshold_params": self.threshold_params,
-            "warmup": self.warmup,
-            "z_clip": self.z_clip,
-            "z_deadzone": self.z_deadzone,
-            "gate_z": self.gate_z,
-            "learn_per_batch": self.learn_per_batch,
-            "random_seed": self.random_seed,
-            "hold_off": self.hold_off,
-            "learn_flagged": self.learn_flagged,
-            "min_relative_change": self.min_relative_change,
-        }
 
     def _fix_features(self, names: tuple[str, ...]) -> EwmaBaseline:
         if self.baseline_ is None:
@@ -184,29 +294,173 @@ class WindowDetector:
             self.baseline_ = EwmaBaseline(names, **self.baseline_params)
         return self.baseline_
 
-    def _inputs(
-        self, batch: Sequence[tuple[bytes | None, Mapping[str, float]]]
-    ) -> tuple[np.ndarray, np.ndarray, BaselineBatch, np.ndarray, np.ndarray]:
-        """Raw rows, transformed rows, entity history, deviations and the scorer's inputs."""
+    # -- per-entity state ---------------------------------------------------------------------
+    def entity_states(self, states: Sequence[bytes | None]) -> EntityStates:
+        """Decode per-entity state bytes (``None`` = new entity); the features must be known.
+
+        >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
+        >>> [(_, state)] = det.process([(None, {"clicks": 3.0})])
+        >>> det.entity_states([state, None]).baseline.count
+        array([1, 0])
+        """
+        baseline_parts: list[Any] = [None] * len(states)
+        holdoff_parts: list[Any] = [None] * len(states)
+        for i, data in enumerate(states):
+            if data is None:
+                continue
+            unpacked = msgpack.unpackb(data)
+            if not (isinstance(unpacked, list) and unpacked):
+                raise ValueError("entity state is not a [version, baseline, hold-off] list")
+            if unpacked[0] != ENTITY_STATE_VERSION or len(unpacked) != 3:
+                raise ValueError(
+                    f"entity state version {unpacked[0]} is not {ENTITY_STATE_VERSION}"
+                )
+            _, baseline_parts[i], holdoff_parts[i] = unpacked
+        return EntityStates(
+            self.baseline_.decode(baseline_parts), self.holdoff_.decode(holdoff_parts)
+        )
+
+    def _encode_states(self, entities: EntityStates) -> list[bytes]:
+        return [
+            msgpack.packb([ENTITY_STATE_VERSION, baseline, holdoff])
+            for baseline, holdoff in zip(
+                self.baseline_.encode(entities.baseline),
+                self.holdoff_.encode(entities.holdoff),
+                strict=True,
+            )
+        ]
+
+    # -- the steps ----------------------------------------------------------------------------
+    def windows(self, batch: Sequence[tuple[bytes | None, Mapping[str, float]]]) -> Windows:
+        """Step 1: a batch's features, its entities' history and the shared scorer's inputs.
+
+        >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8}, z_clip=3.0)
+        >>> w = det.windows([(None, {"clicks": 3.0})])
+        >>> w.points.tolist(), w.expected.tolist()
+        ([[0.0]], [[3.0]])
+        """
         baseline = self._fix_features(self.feature_names_ or feature_names_of(batch[0][1]))
         raw = to_matrix([features for _, features in batch], self.feature_names_)
-        history = baseline.decode([state for state, _ in batch])
+        history = self.entity_states([state for state, _ in batch])
+        past = history.baseline
         transformed = baseline.transform(raw)
-        z = np.clip(baseline.deviations(transformed, history), -self.z_clip, self.z_clip)
+        z = np.clip(baseline.deviations(transformed, past), -self.z_clip, self.z_clip)
         if self.inputs == "deviation":
-            points = np.sign(z) * np.maximum(np.abs(z) - self.z_deadzone, 0.0)
+            points = shrink(z, self.z_deadzone)
         elif self.inputs == "raw":
             points = raw
         else:
-            level = np.clip(baseline.levels(transformed, history), -self.z_clip, self.z_clip)
-            points = np.sign(level) * np.maximum(np.abs(level) - self.z_deadzone, 0.0)
-        return raw, transformed, history, z, points
+            level = np.clip(baseline.levels(transformed, past), -self.z_clip, self.z_clip)
+            points = shrink(level, self.z_deadzone)
+        expected = np.where((past.count > 0)[:, None], baseline.expected(past), raw)
+        return Windows(raw, transformed, history, z, points, expected)
 
     def scorer_inputs(
         self, batch: Sequence[tuple[bytes | None, Mapping[str, float]]]
     ) -> np.ndarray:
         """The rows the shared scorer would see for ``batch`` (training data for a scorer)."""
-        return self._inputs(batch)[4] if batch else np.empty((0, 0))
+        return self.windows(batch).points if batch else np.empty((0, 0))
+
+    def score(self, windows: Windows) -> tuple[np.ndarray, np.ndarray]:
+        """Step 2: the scorer's raw scores and the (gated) 0..1 scores, nothing learned.
+
+        >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
+        >>> det.score(det.windows([(None, {"clicks": 3.0})]))
+        (array([0.]), array([0.]))
+        """
+        raw_scores = self.scorer_.score_rows(windows.points)
+        scores = gate(self.scorer_.unit_score(raw_scores), windows.deviations, self.gate_z)
+        return raw_scores, scores
+
+    def flag(self, windows: Windows, scores: np.ndarray) -> Flags:
+        """Step 3: which windows are anomalies: above the threshold, warmed up, changed, not held.
+
+        >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
+        >>> flags = det.flag(det.windows([(None, {"clicks": 3.0})]), np.array([0.9]))
+        >>> flags.flagged, flags.confidence
+        (array([False]), array([0.]))
+        """
+        past = windows.history.baseline
+        threshold = self.threshold_.value
+        model_ready = self.scorer_.readiness >= 1.0 and self.threshold_.confidence >= 1.0
+        warmed = past.count >= self.warmup
+        flagged = warmed & (scores > threshold) & model_ready
+        if self.min_relative_change > 0 and flagged.any():
+            flagged &= changed_enough(windows.raw, windows.expected, self.min_relative_change)
+        flagged &= self.holdoff_.allows(scores, windows.history.holdoff)
+        grades = np.where(flagged, self.threshold_.grade(scores), 0.0)
+        confidence = (
+            np.minimum(1.0, past.count / self.warmup)
+            * self.scorer_.readiness
+            * self.threshold_.confidence
+        )
+        return Flags(threshold, flagged, grades, confidence)
+
+    def explanations(
+        self, windows: Windows, flagged: np.ndarray
+    ) -> dict[int, tuple[str, Explanation]]:
+        """Step 4: kind and explanation of each flagged row, by row index.
+
+        The scorer's attribution if it has one, else the deviations (or, for level and raw
+        inputs, the differences from the expected values).
+
+        >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
+        >>> det.explanations(det.windows([(None, {"clicks": 3.0})]), np.array([False]))
+        {}
+        """
+        rows = np.flatnonzero(flagged)
+        if not len(rows):
+            return {}
+        if self.scorer_.attributes:
+            high, low = self.scorer_.attribution_rows(windows.points[rows])
+        else:
+            deviation = (
+                windows.points[rows]
+                if self.inputs == "deviation"
+                else windows.raw[rows] - windows.expected[rows]
+            )
+            high, low = np.maximum(deviation, 0.0), np.maximum(-deviation, 0.0)
+        return {
+            int(i): explain(
+                self.feature_names_, high[k], low[k], windows.raw[i], windows.expected[i]
+            )
+            for k, i in enumerate(rows)
+        }
+
+    def learn(self, windows: Windows, scores: np.ndarray, flagged: np.ndarray) -> list[bytes]:
+        """Step 5: learn the batch; returns the entities' new state bytes.
+
+        The shared scorer learns (a sample of) the windows it should, the threshold the scores
+        of warmed-up unflagged windows, every entity its baseline and hold-off.
+
+        >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
+        >>> w = det.windows([(None, {"clicks": 3.0})])
+        >>> [state] = det.learn(w, np.array([0.0]), np.array([False]))
+        >>> det.entity_states([state]).baseline.count, det.batches_
+        (array([1]), 1)
+        """
+        past = windows.history.baseline
+        baseline = self.baseline_
+        warmed = past.count >= self.warmup
+        scorer_ready = self.scorer_.readiness >= 1.0
+        learn = np.ones(len(flagged), dtype=bool) if self.learn_flagged else ~flagged
+        if self.inputs == "deviation":
+            learn &= warmed
+        elif self.inputs != "raw":
+            learn &= past.count >= baseline.level_after
+        feed = sample_rows(
+            np.flatnonzero(learn), self.learn_per_batch, [self.random_seed, self.batches_]
+        )
+        if len(feed):
+            self.scorer_.learn_rows(windows.points[feed])
+        self.batches_ += 1
+        self.threshold_.learn(scores[warmed & ~flagged & scorer_ready])
+        return self._encode_states(
+            EntityStates(
+                baseline.update(windows.transformed, past),
+                self.holdoff_.update(flagged, scores, windows.history.holdoff),
+            )
+        )
 
     def process(
         self, batch: Sequence[tuple[bytes | None, Mapping[str, float]]]
@@ -225,129 +479,73 @@ class WindowDetector:
         """
         if not batch:
             return []
-        baseline = self._fix_features(self.feature_names_ or feature_names_of(batch[0][1]))
-        raw, transformed, history, z, points = self._inputs(batch)
-        raw_scores = self.scorer_.score_rows(points)
-        scores = self.scorer_.unit_score(raw_scores)
-        if self.gate_z > 0:
-            scores = scores * np.minimum(1.0, np.abs(z).max(axis=1) / self.gate_z)
-        threshold = self.threshold_.value
-        scorer_ready = self.scorer_.readiness >= 1.0
-        model_ready = scorer_ready and self.threshold_.confidence >= 1.0
-        warmed = history.count >= self.warmup
-        expected = np.where((history.count > 0)[:, None], baseline.expected(history), raw)
-        flagged = warmed & (scores > threshold) & model_ready
-        if self.min_relative_change > 0 and flagged.any():
-            change = np.abs(raw - expected) / np.maximum(np.abs(expected), 1e-9)
-            flagged &= change.max(axis=1) >= self.min_relative_change
-        if self.hold_off:
-            held = history.since_flag < self.hold_off
-            flagged &= ~held | (scores > history.flag_score)
-        grades = np.where(flagged, self.threshold_.grade(scores), 0.0)
-        confidence = (
-            np.minimum(1.0, history.count / self.warmup)
-            * self.scorer_.readiness
-            * self.threshold_.confidence
-        )
-        explanations = self._explain(points, raw, expected, flagged)
-
-        learn = np.ones(len(batch), dtype=bool) if self.learn_flagged else ~flagged
-        if self.inputs == "deviation":
-            learn &= warmed
-        elif self.inputs != "raw":
-            learn &= history.count >= baseline.level_after
-        feed = np.flatnonzero(learn)
-        if self.learn_per_batch and len(feed) > self.learn_per_batch:
-            rng = np.random.default_rng([self.random_seed, self.batches_])
-            feed = np.sort(rng.choice(feed, self.learn_per_batch, replace=False))
-        if len(feed):
-            self.scorer_.learn_rows(points[feed])
-        self.batches_ += 1
-        eligible = warmed & ~flagged & scorer_ready
-        self.threshold_.learn(scores[eligible])
-        updated = baseline.update(transformed, history)
-        updated = replace(
-            updated,
-            since_flag=np.where(flagged, 0, np.minimum(history.since_flag + 1, NEVER)),
-            flag_score=np.where(flagged, scores, history.flag_score),
-        )
-        new_states = baseline.encode(updated)
-
+        windows = self.windows(batch)
+        raw_scores, scores = self.score(windows)
+        flags = self.flag(windows, scores)
+        explanations = self.explanations(windows, flags.flagged)
+        new_states = self.learn(windows, scores, flags.flagged)
         out = []
         for i, state in enumerate(new_states):
             kind, explanation = explanations.get(i, ("", {}))
             verdict = Verdict(
                 score=float(scores[i]),
                 raw_score=float(raw_scores[i]),
-                threshold=float(threshold),
-                is_anomaly=bool(flagged[i]),
-                grade=float(grades[i]),
-                confidence=float(confidence[i]),
+                threshold=float(flags.threshold),
+                is_anomaly=bool(flags.flagged[i]),
+                grade=float(flags.grades[i]),
+                confidence=float(flags.confidence[i]),
                 kind=kind,
                 explanation=explanation,
             )
             out.append((verdict, state))
         return out
 
-    def _explain(
-        self, points: np.ndarray, raw: np.ndarray, expected: np.ndarray, flagged: np.ndarray
-    ) -> dict[int, tuple[str, dict[str, dict[str, Any]]]]:
-        """KDA-shaped explanations of the flagged rows, keyed by row index."""
-        rows = np.flatnonzero(flagged)
-        if not len(rows):
-            return {}
-        attribution = getattr(self.scorer_, "attribution_rows", None)
-        if attribution is not None:
-            high, low = attribution(points[rows])
-        else:
-            deviation = points[rows] if self.inputs == "deviation" else raw[rows] - expected[rows]
-            high, low = np.maximum(deviation, 0.0), np.maximum(-deviation, 0.0)
-        out = {}
-        for k, i in enumerate(rows):
-            total = high[k] + low[k]
-            strength = np.abs(high[k] - low[k]) / np.maximum(total, 1e-12)
-            order = np.argsort(-total, kind="stable")
-            explanation = {
-                self.feature_names_[j]: {
-                    "DIRECTION": "HIGH" if high[k, j] >= low[k, j] else "LOW",
-                    "STRENGTH": float(strength[j]),
-                    "ATTRIBUTION_SCORE": float(total[j]),
-                    "value": float(raw[i, j]),
-                    "expected": float(expected[i, j]),
-                }
-                for j in order
-            }
-            top = self.feature_names_[order[0]]
-            kind = f"{top}_{explanation[top]['DIRECTION'].lower()}" if total.max() > 0 else ""
-            out[int(i)] = (kind, explanation)
-        return out
+    # -- the shared state ---------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        """Feature order, scorer, threshold and batch counter."""
+        return {
+            "feature_names_": list(self.feature_names_) if self.feature_names_ else None,
+            "scorer_": self.scorer_.to_bytes(),
+            "threshold_": self.threshold_.to_bytes(),
+            "batches_": self.batches_,
+        }
 
-    def to_bytes(self) -> bytes:
-        """The shared learned state: parameters, feature order, scorer and threshold."""
-        return msgpack.packb(
-            {
-                "version": _STATE_VERSION,
-                "params": self.params(),
-                "feature_names_": list(self.feature_names_) if self.feature_names_ else None,
-                "scorer_": self.scorer_.to_bytes(),
-                "threshold_": self.threshold_.state(),
-                "batches_": self.batches_,
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> WindowDetector:
-        """Rebuild a detector from :meth:`to_bytes`."""
-        state = msgpack.unpackb(data)
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"detector state version {state.get('version')} is not supported")
-        detector = cls(**state["params"])
-        detector.scorer_ = type(detector.scorer_).from_bytes(state["scorer_"])
-        detector.threshold_ = AdaptiveThreshold.restore(
-            detector.threshold_params, state["threshold_"]
-        )
-        detector.batches_ = state["batches_"]
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        self.scorer_ = type(self.scorer_).from_bytes(state["scorer_"])
+        self.threshold_ = AdaptiveThreshold.from_bytes(state["threshold_"])
+        self.batches_ = state["batches_"]
         if state["feature_names_"] is not None:
-            detector._fix_features(tuple(state["feature_names_"]))
-        return detector
+            self._fix_features(tuple(state["feature_names_"]))
 
+
+def score_batches(
+    detector: WindowDetector,
+    batches: Iterable[Sequence[tuple[Entity, Mapping[str, float]]]],
+    states: MutableMapping[Entity, bytes] | None = None,
+) -> Iterator[list[tuple[Entity, Verdict]]]:
+    """Run ``detector`` over a stream of batches, keeping each entity's state.
+
+    Args:
+        detector: the detector (it learns the stream as it goes).
+        batches: per window, ``(entity, features)`` of distinct entities.
+        states: entity → state bytes to start from; updated in place after each batch.
+
+    Yields:
+        Per batch, ``(entity, verdict)`` in the batch's order.
+
+    >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
+    >>> states = {}
+    >>> batches = [[("a", {"clicks": 3.0}), ("b", {"clicks": 9.0})], [("a", {"clicks": 4.0})]]
+    >>> [[(e, v.is_anomaly) for e, v in out] for out in score_batches(det, batches, states)]
+    [[('a', False), ('b', False)], [('a', False)]]
+    >>> sorted(states)
+    ['a', 'b']
+    """
+    states = {} if states is None else states
+    for batch in batches:
+        out = detector.process([(states.get(entity), features) for entity, features in batch])
+        verdicts = []
+        for (entity, _), (verdict, state) in zip(batch, out, strict=True):
+            states[entity] = state
+            verdicts.append((entity, verdict))
+        yield verdicts

@@ -1,23 +1,52 @@
-"""An ensemble scorer: several scorers on the same inputs, their 0..1 scores combined."""
+"""An ensemble scorer: several leaf backends on the same inputs, their 0..1 scores combined."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
-import msgpack
 import numpy as np
 
 from models.base import Scorer
+from models.hst import HalfSpaceTreesScorer
+from models.isolation_forest import IsolationForestScorer
+from models.params import one_of
+from models.rcf import RandomCutForestScorer
+from models.supervised_forest import SupervisedForestScorer
 
 COMBINE = ("mean", "max")
+#: The backends an ensemble can combine, by kind.
+MEMBER_TYPES: dict[str, type[Scorer]] = {
+    cls.kind: cls
+    for cls in (
+        RandomCutForestScorer,
+        HalfSpaceTreesScorer,
+        IsolationForestScorer,
+        SupervisedForestScorer,
+    )
+}
+
+
+def make_member(kind: str, params: Mapping[str, Any] | None = None) -> Scorer:
+    """Build a leaf backend of ``kind``; an unknown kind or parameter raises ``ValueError``.
+
+    >>> make_member("hst", {"n_trees": 3}).n_trees
+    3
+    >>> make_member("ensemble")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown ensemble member 'ensemble'; known: ['hst', 'iforest', 'rcf', 'supervised-forest']
+    """  # noqa: E501
+    if kind not in MEMBER_TYPES:
+        raise ValueError(f"unknown ensemble member {kind!r}; known: {sorted(MEMBER_TYPES)}")
+    return MEMBER_TYPES[kind].from_params(params)
 
 
 class EnsembleScorer(Scorer):
     """Combines members' unit (0..1) scores by their mean or maximum.
 
     Args:
-        members: ``[{"kind": ..., "params": {...}}, ...]`` — scorer kinds and parameters.
+        members: ``[{"kind": ..., "params": {...}}, ...]`` — leaf backend kinds and parameters.
         combine: ``"mean"`` or ``"max"``.
         feature_names: feature order; default: the keys of the first window seen.
 
@@ -29,76 +58,55 @@ class EnsembleScorer(Scorer):
     True
     """
 
+    kind = "ensemble"
+    CHECKS = (one_of("combine", COMBINE),)
+
     def __init__(
         self,
         members: Sequence[Mapping[str, Any]],
         combine: str = "mean",
         feature_names: Sequence[str] | None = None,
     ) -> None:
-        from models.scorers import make_scorer  # the registry of kinds includes this class
-
         super().__init__(feature_names)
-        if combine not in COMBINE:
-            raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
         self.members = [
             {"kind": m["kind"], "params": dict(m.get("params") or {})} for m in members
         ]
         self.combine = combine
-        self.members_ = [make_scorer(m["kind"], m["params"]) for m in self.members]
+        self.check_params()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members_ = [make_member(m["kind"], m["params"]) for m in self.members]
 
-    def params(self) -> dict[str, Any]:
-        """The parameters as given."""
-        return {
-            "members": self.members,
-            "combine": self.combine,
-            "feature_names": list(self.feature_names) if self.feature_names else None,
-        }
+    @property
+    def attributes(self) -> bool:
+        """Whether some member attributes scores (its attribution is the ensemble's)."""
+        return any(m.attributes for m in self.members_)
 
     @property
     def readiness(self) -> float:
         """The least-ready member's readiness."""
         return min(m.readiness for m in self.members_)
 
-    def learn_rows(self, rows: np.ndarray) -> None:
+    def _learn(self, rows: np.ndarray) -> None:
         """Every member learns the rows."""
-        rows = self.check_rows(rows)
         for member in self.members_:
             member.feature_names_ = self.feature_names_
-            member.learn_rows(rows)
+            member._learn(rows)
 
-    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+    def _score(self, rows: np.ndarray) -> np.ndarray:
         """Combined unit scores of the members."""
-        rows = self.check_rows(rows)
-        scores = np.stack([m.unit_score(m.score_rows(rows)) for m in self.members_])
+        scores = np.stack([m.unit_score(m._score(rows)) for m in self.members_])
         return scores.mean(axis=0) if self.combine == "mean" else scores.max(axis=0)
 
-    def attribution_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Attribution of the first member that has one (a random cut forest)."""
-        for member in self.members_:
-            if hasattr(member, "attribution_rows"):
-                return member.attribution_rows(rows)
-        raise AttributeError("no member of this ensemble attributes scores")
+    def _attribute(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Attribution of the first member that attributes (a random cut forest)."""
+        return next(m for m in self.members_ if m.attributes)._attribute(rows)
 
-    def to_bytes(self) -> bytes:
-        """Parameters and each member's bytes."""
-        return msgpack.packb(
-            {
-                "params": self.params(),
-                "feature_names_": list(self.feature_names_) if self.feature_names_ else None,
-                "members_": [m.to_bytes() for m in self.members_],
-            }
-        )
+    def _get_state(self) -> dict[str, Any]:
+        """Each member's state."""
+        return {**super()._get_state(), "members_": [m._get_state() for m in self.members_]}
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        """Rebuild from :meth:`to_bytes`."""
-        state = msgpack.unpackb(data)
-        scorer = cls(**state["params"])
-        if state["feature_names_"] is not None:
-            scorer.feature_names_ = tuple(state["feature_names_"])
-        scorer.members_ = [
-            type(m).from_bytes(b) for m, b in zip(scorer.members_, state["members_"], strict=True)
-        ]
-        return scorer
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        super()._set_state(state)
+        for member, member_state in zip(self.members_, state["members_"], strict=True):
+            member._set_state(member_state)

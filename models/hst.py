@@ -9,15 +9,15 @@ names, so only the node masses are stored.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import msgpack
 import numpy as np
 from river.anomaly import HalfSpaceTrees
 from river.anomaly.hst import make_padded_tree
 
 from models.base import Scorer
+from models.params import integer, positive
 
 
 class HalfSpaceTreesScorer(Scorer):
@@ -37,6 +37,14 @@ class HalfSpaceTreesScorer(Scorer):
     True
     """
 
+    kind = "hst"
+    CHECKS = (
+        integer("n_trees", 1),
+        integer("height", 1),
+        integer("window_size", 1),
+        positive("limit"),
+    )
+
     def __init__(
         self,
         n_trees: int = 10,
@@ -47,30 +55,15 @@ class HalfSpaceTreesScorer(Scorer):
         feature_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__(feature_names)
-        for name, value in (("n_trees", n_trees), ("height", height), ("window_size", window_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not limit > 0:
-            raise ValueError(f"limit must be > 0, got {limit!r}")
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
         self.limit = limit
         self.random_seed = random_seed
+        self.check_params()
         self.model_ = HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=random_seed
         )
-
-    def params(self) -> dict[str, Any]:
-        """The parameters as given."""
-        return {
-            "n_trees": self.n_trees,
-            "height": self.height,
-            "window_size": self.window_size,
-            "limit": self.limit,
-            "random_seed": self.random_seed,
-            "feature_names": list(self.feature_names) if self.feature_names else None,
-        }
 
     def _dicts(self, rows: np.ndarray) -> list[dict[str, float]]:
         names = self.feature_names_ or tuple(f"x{j}" for j in range(rows.shape[1]))
@@ -86,46 +79,36 @@ class HalfSpaceTreesScorer(Scorer):
             return 1.0
         return self.model_.counter / self.window_size
 
-    def learn_rows(self, rows: np.ndarray) -> None:
-        """Learn rows in order."""
-        for x in self._dicts(self.check_rows(rows)):
+    def _learn(self, rows: np.ndarray) -> None:
+        for x in self._dicts(rows):
             self.model_.learn_one(x)
 
-    def score_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Score rows without learning them."""
-        xs = self._dicts(self.check_rows(rows))
+    def _score(self, rows: np.ndarray) -> np.ndarray:
+        xs = self._dicts(rows)
         return np.array([float(self.model_.score_one(x)) for x in xs], dtype=np.float64)
 
     def _nodes(self) -> list[Any]:
         return [node for t in self.model_.trees for node in t.iter_dfs()]
 
-    def to_bytes(self) -> bytes:
-        """Parameters, counters and node masses (the tree shapes follow from the seed)."""
+    def _get_state(self) -> dict[str, Any]:
+        """Counters and node masses (the tree shapes follow from the seed)."""
         nodes = self._nodes()
         masses = np.array([[n.l_mass, n.r_mass] for n in nodes], dtype=np.uint32).reshape(-1, 2)
-        return msgpack.packb(
-            {
-                "params": self.params(),
-                "feature_names_": list(self.feature_names_) if self.feature_names_ else None,
-                "built": bool(self.model_.trees),
-                "counter": self.model_.counter,
-                "first_window": self.model_._first_window,
-                "masses": masses.tobytes(),
-            }
-        )
+        return {
+            **super()._get_state(),
+            "built": bool(self.model_.trees),
+            "counter": self.model_.counter,
+            "first_window": self.model_._first_window,
+            "masses": masses.tobytes(),
+        }
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        """Rebuild from :meth:`to_bytes`."""
-        state = msgpack.unpackb(data)
-        scorer = cls(**state["params"])
-        if state["feature_names_"] is not None:
-            scorer.feature_names_ = tuple(state["feature_names_"])
-        model = scorer.model_
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        super()._set_state(state)
+        model = self.model_
         if state["built"]:
-            rng = random.Random(scorer.random_seed)
+            rng = random.Random(self.random_seed)
             model.rng = rng
-            limits = {name: (0.0, 1.0) for name in sorted(scorer.feature_names_)}
+            limits = {name: (0.0, 1.0) for name in sorted(self.feature_names_)}
             model.trees = [
                 make_padded_tree(
                     limits=dict(limits), height=model.height, padding=0.15, rng=rng,
@@ -134,8 +117,7 @@ class HalfSpaceTreesScorer(Scorer):
                 for _ in range(model.n_trees)
             ]
             masses = np.frombuffer(state["masses"], dtype=np.uint32).reshape(-1, 2)
-            for node, (l_mass, r_mass) in zip(scorer._nodes(), masses.tolist(), strict=True):
+            for node, (l_mass, r_mass) in zip(self._nodes(), masses.tolist(), strict=True):
                 node.l_mass, node.r_mass = l_mass, r_mass
         model.counter = state["counter"]
         model._first_window = state["first_window"]
-        return scorer

@@ -7,14 +7,15 @@ more anomalous.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from models import artifacts
 from models.base import Scorer
+from models.params import integer
 
 
 class IsolationForestScorer(Scorer):
@@ -34,6 +35,14 @@ class IsolationForestScorer(Scorer):
     True
     """
 
+    kind = "iforest"
+    CHECKS = (
+        integer("n_estimators", 1),
+        integer("max_samples", 1),
+        integer("buffer", 1),
+        integer("refit_every", 1),
+    )
+
     def __init__(
         self,
         n_estimators: int = 100,
@@ -44,35 +53,17 @@ class IsolationForestScorer(Scorer):
         feature_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__(feature_names)
-        for name, value in (
-            ("n_estimators", n_estimators),
-            ("max_samples", max_samples),
-            ("buffer", buffer),
-            ("refit_every", refit_every),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if buffer < max_samples:
-            raise ValueError(f"buffer ({buffer}) must hold at least max_samples ({max_samples})")
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.buffer = buffer
         self.refit_every = refit_every
         self.random_state = random_state
+        self.check_params()
+        if buffer < max_samples:
+            raise ValueError(f"buffer ({buffer}) must hold at least max_samples ({max_samples})")
         self.model_: IsolationForest | None = None
         self.buffer_: np.ndarray | None = None
         self.since_fit_ = 0
-
-    def params(self) -> dict[str, Any]:
-        """The parameters as given."""
-        return {
-            "n_estimators": self.n_estimators,
-            "max_samples": self.max_samples,
-            "buffer": self.buffer,
-            "refit_every": self.refit_every,
-            "random_state": self.random_state,
-            "feature_names": list(self.feature_names) if self.feature_names else None,
-        }
 
     @property
     def readiness(self) -> float:
@@ -81,9 +72,8 @@ class IsolationForestScorer(Scorer):
             return 1.0
         return 0.0 if self.buffer_ is None else len(self.buffer_) / self.max_samples
 
-    def learn_rows(self, rows: np.ndarray) -> None:
+    def _learn(self, rows: np.ndarray) -> None:
         """Buffer rows; refit when due."""
-        rows = self.check_rows(rows)
         stacked = rows if self.buffer_ is None else np.vstack([self.buffer_, rows])
         self.buffer_ = stacked[-self.buffer :]
         self.since_fit_ += len(rows)
@@ -96,33 +86,27 @@ class IsolationForestScorer(Scorer):
             ).fit(self.buffer_)
             self.since_fit_ = 0
 
-    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+    def _score(self, rows: np.ndarray) -> np.ndarray:
         """Anomaly scores 0..1 (sklearn's ``score_samples``, sign flipped); 0 before a fit."""
-        rows = self.check_rows(rows)
         if self.model_ is None:
             return np.zeros(len(rows))
         return -self.model_.score_samples(rows)
 
-    def to_bytes(self) -> bytes:
-        """Parameters, model and buffer as skops bytes."""
-        return artifacts.dumps(
-            {
-                "params": self.params(),
-                "feature_names_": list(self.feature_names_) if self.feature_names_ else None,
-                "model_": self.model_,
-                "buffer_": self.buffer_,
-                "since_fit_": self.since_fit_,
-            }
-        )
+    def _get_state(self) -> dict[str, Any]:
+        """The model as skops bytes, the buffer as float64 bytes."""
+        buffer = self.buffer_
+        return {
+            **super()._get_state(),
+            "model_": artifacts.dumps(self.model_) if self.model_ is not None else None,
+            "buffer_": None if buffer is None else [buffer.shape[1], buffer.tobytes()],
+            "since_fit_": self.since_fit_,
+        }
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        """Rebuild from :meth:`to_bytes` (trusted types only)."""
-        state = artifacts.loads(data)
-        scorer = cls(**state["params"])
-        if state["feature_names_"] is not None:
-            scorer.feature_names_ = tuple(state["feature_names_"])
-        scorer.model_ = state["model_"]
-        scorer.buffer_ = state["buffer_"]
-        scorer.since_fit_ = state["since_fit_"]
-        return scorer
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        super()._set_state(state)
+        if state["model_"] is not None:
+            self.model_ = artifacts.loads(state["model_"])
+        if state["buffer_"] is not None:
+            d, data = state["buffer_"]
+            self.buffer_ = np.frombuffer(data, dtype=np.float64).reshape(-1, d).copy()
+        self.since_fit_ = state["since_fit_"]

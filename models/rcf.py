@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
 import krcf
-import msgpack
 import numpy as np
 
 from models.base import Scorer
+from models.params import integer, positive
 
 KDA_DEFAULTS: dict[str, Any] = {
     "num_trees": 100,
@@ -46,6 +46,15 @@ class RandomCutForestScorer(Scorer):
     True
     """
 
+    kind = "rcf"
+    CHECKS = (
+        integer("num_trees", 1),
+        integer("sample_size", 2),
+        integer("shingle_size", 1),
+        positive("time_decay"),
+        integer("output_after", 1, optional=True),
+    )
+
     def __init__(
         self,
         num_trees: int = 100,
@@ -57,36 +66,14 @@ class RandomCutForestScorer(Scorer):
         feature_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__(feature_names)
-        for name, value, low in (
-            ("num_trees", num_trees, 1),
-            ("sample_size", sample_size, 2),
-            ("shingle_size", shingle_size, 1),
-        ):
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not time_decay > 0:
-            raise ValueError(f"time_decay must be > 0, got {time_decay!r}")
-        if output_after is not None and (not isinstance(output_after, int) or output_after < 1):
-            raise ValueError(f"output_after must be an integer >= 1, got {output_after!r}")
         self.num_trees = num_trees
         self.sample_size = sample_size
         self.time_decay = time_decay
         self.shingle_size = shingle_size
         self.output_after = output_after
         self.random_seed = random_seed
+        self.check_params()
         self.forest_: krcf.RandomCutForest | None = None
-
-    def params(self) -> dict[str, Any]:
-        """The parameters as given."""
-        return {
-            "num_trees": self.num_trees,
-            "sample_size": self.sample_size,
-            "time_decay": self.time_decay,
-            "shingle_size": self.shingle_size,
-            "output_after": self.output_after,
-            "random_seed": self.random_seed,
-            "feature_names": list(self.feature_names) if self.feature_names else None,
-        }
 
     def _forest(self, dimensions: int) -> krcf.RandomCutForest:
         if self.forest_ is None:
@@ -110,9 +97,9 @@ class RandomCutForestScorer(Scorer):
         return math.log2(self.sample_size)
 
     @property
-    def is_ready(self) -> bool:
-        """Whether the forest has learned enough points to give non-zero scores."""
-        return self.forest_ is not None and self.forest_.is_output_ready()
+    def attributes(self) -> bool:
+        """Yes: KDA's ``ANOMALY_EXPLANATION``."""
+        return True
 
     @property
     def readiness(self) -> float:
@@ -122,33 +109,17 @@ class RandomCutForestScorer(Scorer):
         needed = self.output_after or max(1, self.sample_size // 4)
         return min(1.0, self.forest_.entries_seen() / needed)
 
-    def learn_rows(self, rows: np.ndarray) -> None:
-        """Learn rows in order."""
-        rows = self.check_rows(rows)
+    def _learn(self, rows: np.ndarray) -> None:
         forest = self._forest(rows.shape[1])
         for row in rows:
             forest.update(row)
 
-    def score_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Score rows (KDA scale) without learning them."""
-        rows = self.check_rows(rows)
+    def _score(self, rows: np.ndarray) -> np.ndarray:
         forest = self._forest(rows.shape[1])
         return np.fromiter((forest.score(row) for row in rows), dtype=np.float64, count=len(rows))
 
-    def score_and_learn_row(self, row: np.ndarray, learn: bool = True) -> float:
-        """Score one validated row, then learn it if ``learn`` (the causal step)."""
-        forest = self._forest(len(row))
-        score = forest.score(row)
-        if learn:
-            forest.update(row)
-        return score
-
-    def attribution_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-feature HIGH and LOW attribution of each row (summed over shingle positions).
-
-        The HIGH and LOW parts of a row add up to its score.
-        """
-        rows = self.check_rows(rows)
+    def _attribute(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature HIGH and LOW parts (summed over shingle positions), summing to the score."""
         forest = self._forest(rows.shape[1])
         d = rows.shape[1]
         high = np.zeros_like(rows)
@@ -163,23 +134,11 @@ class RandomCutForestScorer(Scorer):
         """KDA score / log2(sample_size), clipped to 0..1."""
         return np.clip(np.asarray(raw) / self.max_score, 0.0, 1.0)
 
-    def to_bytes(self) -> bytes:
-        """Parameters, feature order and the forest (krcf's own msgpack)."""
-        return msgpack.packb(
-            {
-                "params": self.params(),
-                "feature_names_": list(self.feature_names_) if self.feature_names_ else None,
-                "forest_": self.forest_.to_msgpack() if self.forest_ is not None else None,
-            }
-        )
+    def _get_state(self) -> dict[str, Any]:
+        forest = self.forest_.to_msgpack() if self.forest_ is not None else None
+        return {**super()._get_state(), "forest_": forest}
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        """Rebuild from :meth:`to_bytes`."""
-        state: Mapping[str, Any] = msgpack.unpackb(data)
-        scorer = cls(**state["params"])
-        if state["feature_names_"] is not None:
-            scorer.feature_names_ = tuple(state["feature_names_"])
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        super()._set_state(state)
         if state["forest_"] is not None:
-            scorer.forest_ = krcf.RandomCutForest.from_msgpack(state["forest_"])
-        return scorer
+            self.forest_ = krcf.RandomCutForest.from_msgpack(state["forest_"])

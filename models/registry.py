@@ -19,11 +19,11 @@ Thresholds (``threshold_params.floor``) are per detector, fixed across all data.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from models.detector import WindowDetector
+from models.params import param_names
 from models.rcf import KDA_DEFAULTS
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -100,7 +100,7 @@ DETECTOR_NAMES: tuple[str, ...] = tuple(PRESETS)
 DEFAULT_DETECTOR: str = "rcf-level"
 
 _NESTED = ("scorer_params", "baseline_params", "threshold_params")
-_PARAMS = frozenset(inspect.signature(WindowDetector).parameters) - {"name"}
+_PARAMS = frozenset(param_names(WindowDetector)) - {"name"}
 
 
 def make_detector(name: str, params: Mapping[str, Any] | None = None) -> WindowDetector:

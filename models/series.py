@@ -10,7 +10,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from models.detector import Verdict, WindowDetector
+from models.detector import Verdict, WindowDetector, score_batches
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly")
 
@@ -39,9 +39,7 @@ def score_values(detector: WindowDetector, values: list[float]) -> Iterator[Verd
     >>> [round(v.score, 3) for v in score_values(det, [1.0, 2.0, 3.0])]
     [0.0, 0.0, 0.0]
     """
-    state = None
-    for value in values:
-        [(verdict, state)] = detector.process([(state, {"value": value})])
+    for [(_, verdict)] in score_batches(detector, ([(0, {"value": v})] for v in values)):
         yield verdict
 
 

@@ -8,14 +8,17 @@ not flagged are learned, so a burst of anomalies does not raise the bar for the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from models.base import Stateful
+from models.params import in_range, integer, non_negative
+
 
 @dataclass
-class AdaptiveThreshold:
+class AdaptiveThreshold(Stateful):
     """Threshold = max(floor, mean + z * std) of recently learned scores.
 
     Args:
@@ -30,7 +33,16 @@ class AdaptiveThreshold:
     (0.2, 1.0)
     >>> round(float(t.grade(np.array([0.3]))[0]), 3)
     0.5
+    >>> AdaptiveThreshold.from_bytes(t.to_bytes()) == t
+    True
     """
+
+    CHECKS = (
+        non_negative("z", finite=True, label="threshold z"),
+        in_range("floor", 0, 1, label="threshold floor"),
+        in_range("alpha", 0, 1, open_low=True, label="threshold alpha"),
+        integer("settle", 1, label="threshold settle"),
+    )
 
     z: float = 3.0
     floor: float = 0.0
@@ -41,14 +53,7 @@ class AdaptiveThreshold:
     var_: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.z) and self.z >= 0):
-            raise ValueError(f"threshold z must be >= 0, got {self.z!r}")
-        if not 0.0 <= self.floor <= 1.0:
-            raise ValueError(f"threshold floor must be in [0, 1], got {self.floor!r}")
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"threshold alpha must be in (0, 1], got {self.alpha!r}")
-        if not (isinstance(self.settle, int) and self.settle >= 1):
-            raise ValueError(f"threshold settle must be an integer >= 1, got {self.settle!r}")
+        self.check_params()
 
     @property
     def value(self) -> float:
@@ -76,17 +81,8 @@ class AdaptiveThreshold:
             self.mean_ += a * diff
             self.var_ = (1.0 - a) * (self.var_ + a * diff * diff)
 
-    def params(self) -> dict[str, Any]:
-        """The parameters as given."""
-        return {"z": self.z, "floor": self.floor, "alpha": self.alpha, "settle": self.settle}
-
-    def state(self) -> list[float]:
-        """Learned state, for serialisation."""
+    def _get_state(self) -> list[float]:
         return [self.count_, self.mean_, self.var_]
 
-    @classmethod
-    def restore(cls, params: dict[str, Any], state: list[float]) -> AdaptiveThreshold:
-        """Rebuild from :meth:`params` and :meth:`state`."""
-        threshold = cls(**params)
-        threshold.count_, threshold.mean_, threshold.var_ = int(state[0]), state[1], state[2]
-        return threshold
+    def _set_state(self, state: Sequence[float]) -> None:
+        self.count_, self.mean_, self.var_ = int(state[0]), state[1], state[2]

@@ -7,12 +7,12 @@ the trained artefact slots into that detector as its scorer.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from models.detector import WindowDetector
+from models.detector import WindowDetector, score_batches
 from models.supervised_forest import SupervisedForestScorer
 
 
@@ -30,21 +30,34 @@ def labelled_inputs(
 
     Returns:
         ``(rows, labels)``, windows of entities still warming up left out.
+
+    >>> from models.registry import make_detector
+    >>> det = make_detector("rcf-kda", {"warmup": 2})
+    >>> batches = [[("a", {"clicks": float(c)})] for c in (3, 4, 3, 50)]
+    >>> rows, ys = labelled_inputs(det, batches, {("a", 3): "click_flood"})
+    >>> rows.shape, ys.tolist()
+    ((2, 1), [0, 1])
     """
-    states: dict[Hashable, bytes | None] = {}
-    rows, ys = [], []
-    for w, batch in enumerate(batches):
-        items = [(states.get(entity), features) for entity, features in batch]
-        points = detector.scorer_inputs(items)
-        for (entity, _), (_, state), point in zip(
-            batch, detector.process(items), points, strict=True
-        ):
-            if states.get(entity) is not None and detector.baseline_.decode(
-                [states[entity]]
-            ).count[0] >= detector.warmup:
-                rows.append(point)
-                ys.append(int((entity, w) in labels))
-            states[entity] = state
+    states: dict[Hashable, bytes] = {}
+    rows: list[np.ndarray] = []
+    ys: list[int] = []
+
+    def recorded(
+        batches: Iterable[Sequence[tuple[Hashable, Mapping[str, float]]]],
+    ) -> Iterator[Sequence[tuple[Hashable, Mapping[str, float]]]]:
+        """Each batch, once its warmed-up entities' inputs are recorded (before it is scored)."""
+        for w, batch in enumerate(batches):
+            items = [(states.get(entity), features) for entity, features in batch]
+            points = detector.scorer_inputs(items)
+            counts = detector.entity_states([state for state, _ in items]).baseline.count
+            for (entity, _), point, count in zip(batch, points, counts, strict=True):
+                if count >= detector.warmup:
+                    rows.append(point)
+                    ys.append(int((entity, w) in labels))
+            yield batch
+
+    for _ in score_batches(detector, recorded(batches), states):
+        pass
     return np.array(rows), np.array(ys)
 
 
@@ -85,25 +98,3 @@ def archived_batches(
         by_end.setdefault(key, []).append(((w["entity_type"], w["entity_id"]), features))
     keys = sorted(by_end)
     return [sorted(by_end[k], key=lambda item: item[0]) for k in keys], [k[0] for k in keys]
-
-
-def ground_truth_labels(
-    batches: Sequence[Sequence[tuple[tuple[str, str], Mapping[str, float]]]],
-    window_ends: Sequence[int],
-    truth: Mapping[str, object],
-) -> dict[tuple[tuple[str, str], int], str]:
-    """``(entity, batch index) -> kind`` for windows inside a labelled anomaly that should alert.
-
-    ``window_ends[i]`` is the ``window_end_ms`` of ``batches[i]``; the simulator's
-    ``truth.json`` names the anomalies (kind, entities, span).
-    """
-    from flink_jobs.run_summary import label_entities, overlaps
-
-    expected = [a for a in truth["anomalies"] if a["expect_alert"]]  # type: ignore[index]
-    labels = {}
-    for i, (batch, end) in enumerate(zip(batches, window_ends, strict=True)):
-        for entity, _ in batch:
-            for label in expected:
-                if entity in label_entities(label) and overlaps({"window_end_ms": end}, label):
-                    labels[(entity, i)] = label["kind"]
-    return labels

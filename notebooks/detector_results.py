@@ -10,7 +10,7 @@ river: river's univariate detectors on NAB-dev (best threshold).
 import sys
 from pathlib import Path
 
-from benchmarks.detectors import (
+from localdev.benchmarks.detectors import (
     measure_detectors,
     nab_scores,
     river_univariate_nab,

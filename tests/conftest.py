@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from flink_jobs import stack
+from localdev import stack
+
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +20,7 @@ def aws_stack() -> Iterator[stack.LocalStack]:
     """The local stack with every resource created; reused if already up, and only what this
     session started is stopped at its end.
 
-    Yields a :class:`flink_jobs.stack.LocalStack`: endpoints, region, dummy credentials, stream
+    Yields a :class:`localdev.stack.LocalStack`: endpoints, region, dummy credentials, stream
     names and ARNs, bucket, topic ARN, queue URLs/ARNs, table names, and ``client(service)``.
     """
     local = stack.up()
@@ -41,3 +46,22 @@ def subprocess_env():
     start its own Flink gateway.
     """
     return {k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"}
+
+
+def _build(script: str, output: Path) -> Path:
+    subprocess.run(
+        [sys.executable, ROOT / "deploy" / script, "--output", output], check=True, timeout=900
+    )
+    return output
+
+
+@pytest.fixture(scope="session")
+def managed_flink_zip(tmp_path_factory) -> Path:
+    """``dist/clicksentry-managed-flink.zip`` as ``make package`` builds it (once a session)."""
+    return _build("package_flink.py", tmp_path_factory.mktemp("dist") / "managed-flink.zip")
+
+
+@pytest.fixture(scope="session")
+def lambda_zip(tmp_path_factory) -> Path:
+    """``dist/clicksentry-alerts-lambda.zip`` as ``make package`` builds it (once a session)."""
+    return _build("package_lambda.py", tmp_path_factory.mktemp("dist") / "alerts-lambda.zip")

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs.cli import COMMANDS
 from flink_jobs.config import SETTINGS
 from flink_jobs.events import ACTIONS, FIELDS
-from flink_jobs.features import FEATURE_NAMES
-from flink_jobs.simulator import MALFORMED_KINDS
+from localdev.cli import COMMANDS
+from localdev.simulator import MALFORMED_KINDS
+from models.features import FEATURE_NAMES
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()

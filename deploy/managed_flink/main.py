@@ -5,7 +5,8 @@ every Python package the job needs in ``dep/`` (run option ``pyFiles``). On the 
 properties come from ``/etc/flink/application_properties.json`` and ``main()`` returns once the
 job is submitted. With ``IS_LOCAL`` set (the artefact test, a laptop) the properties come from
 ``CLICKSENTRY_PROPERTIES``, the zip's own ``dep/`` and ``lib/`` are used, the job runs on a local
-minicluster and ``main()`` waits for it.
+minicluster and ``main()`` waits for it; local emulator endpoints get the credentials of the
+environment (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main() -> int:
         config = load_config()
         if config.get("job", "source") != "kinesis":
             raise ConfigError("job.source: must be kinesis on Managed Flink")
-        result = kinesis_job.start(config, local)
+        result = kinesis_job.start(config, local, _local_credentials() if local else None)
     except (ConfigError, kinesis_tables.SettingError) as err:
         log.error("configuration error: %s", err)
         print(f"clicksentry: configuration error: {err}", file=sys.stderr)
@@ -50,6 +51,16 @@ def main() -> int:
     if local:
         result.wait()
     return 0
+
+
+def _local_credentials() -> dict[str, str] | None:
+    """Keys from the environment for local endpoints (``None``: the default chain)."""
+    if "AWS_ACCESS_KEY_ID" not in os.environ:
+        return None
+    return {
+        "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+    }
 
 
 if __name__ == "__main__":

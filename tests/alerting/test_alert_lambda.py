@@ -21,7 +21,7 @@ from alert_payloads import (
     unique_entity,
 )
 
-from alerting.event_source import LocalLambdaContext
+from localdev.lambda_runner import LocalLambdaContext
 
 pytestmark = pytest.mark.integration
 

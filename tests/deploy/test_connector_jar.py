@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from flink_jobs import aws_connectors, kinesis_tables, stack
+from flink_jobs import aws_connectors, kinesis_tables
 from flink_jobs.tables import with_clause
+from localdev import stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 

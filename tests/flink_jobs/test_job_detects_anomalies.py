@@ -9,6 +9,8 @@ or late line is dead-lettered with the reason the simulator recorded, and the co
 
 from __future__ import annotations
 
+import argparse
+import json as jsonlib
 import os
 from collections import Counter
 
@@ -16,8 +18,11 @@ import pytest
 
 from flink_jobs.config import load_config
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from flink_jobs.run_summary import read_json_lines, run_summary
-from flink_jobs.simulator import SimulationConfig, simulate, write_simulation
+from localdev.cli import train
+from localdev.run_summary import read_json_lines, run_summary
+from localdev.simulator import SimulationConfig, simulate, write_simulation
+from models.features import FEATURE_NAMES
+from models.supervised_forest import SupervisedForestScorer
 
 pytestmark = pytest.mark.flink
 
@@ -82,13 +87,6 @@ def test_the_anomaly_sink_holds_exactly_the_flagged_windows(run):
 
 def test_the_supervised_forest_trains_from_the_archive_and_the_ground_truth(run, tmp_path):
     # GIVEN the job's scored-window archive and the simulator's ground truth
-    import argparse
-    import json as jsonlib
-
-    from flink_jobs.cli import train
-    from flink_jobs.features import FEATURE_NAMES
-    from models.supervised_forest import SupervisedForestScorer
-
     truth = tmp_path / "truth.json"
     truth.write_text(jsonlib.dumps(run["simulation"].truth))
     artifact = tmp_path / "forest.skops"
@@ -99,6 +97,6 @@ def test_the_supervised_forest_trains_from_the_archive_and_the_ground_truth(run,
     ))
     # THEN the artefact loads through the trusted-type check and scores windows 0..1
     assert code == 0
-    scorer = SupervisedForestScorer(artifact=str(artifact))
+    scorer = SupervisedForestScorer.load(artifact)
     scores = scorer.score_many([dict.fromkeys(FEATURE_NAMES, 0.0)])
     assert 0.0 <= float(scores[0]) <= 1.0

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from flink_jobs.config import load_config
-from flink_jobs.events import BOT_AGENT_PATTERN
-from flink_jobs.features import FEATURE_NAMES, window_features
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from flink_jobs.run_summary import read_json_lines, run_summary
+from localdev.reference_windows import reference_windows
+from localdev.run_summary import read_json_lines, run_summary
+from models.features import FEATURE_NAMES
 
 EVENTS = Path(__file__).parents[1] / "events" / "clicks_windows.jsonl"
 EXPECTED = json.loads((EVENTS.parent / "clicks_windows.expected.json").read_text())
@@ -48,22 +46,11 @@ def run_job(events_file: Path, root: Path, parallelism: int) -> LocalOutputs:
     return outputs
 
 
-def reference_windows(lines: list[str], late_ids: set[str]) -> dict[tuple, dict]:
+def expected_windows(lines: list[str], late_ids: set[str]) -> dict[tuple, dict]:
     """Expected features per (entity_type, entity_id, window_end_ms), computed in Python."""
     bad = set(EXPECTED["dead_letters"])
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for line in lines:
-        if line in bad:
-            continue
-        event = json.loads(line)
-        if event["event_id"] in late_ids:
-            continue
-        event["is_bot"] = int(bool(re.search(BOT_AGENT_PATTERN, event["user_agent"].lower())))
-        end = event["event_time"] - event["event_time"] % 10_000 + 10_000
-        for entity_type, key in (("page", "page"), ("ad", "ad_id"), ("campaign", "campaign")):
-            if event[key] is not None:
-                groups[(entity_type, event[key], end)].append(event)
-    return {k: window_features(v) for k, v in groups.items()}
+    events = (json.loads(line) for line in lines if line not in bad)
+    return reference_windows(e for e in events if e["event_id"] not in late_ids)
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["p1", "p2"])
@@ -79,7 +66,7 @@ def job_run(request, tmp_path_factory):
 
 
 def test_features_of_every_window_match_the_python_reference(job_run):
-    expected = reference_windows(job_run["lines"], set(EXPECTED["late_event_ids"]))
+    expected = expected_windows(job_run["lines"], set(EXPECTED["late_event_ids"]))
     real = {
         (w["entity_type"], w["entity_id"], w["window_end_ms"]): w
         for w in job_run["windows"]

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs import stack
-from flink_jobs.run_summary import run_summary
-from flink_jobs.simulator import SimulationConfig, simulate
+from localdev import stack
+from localdev.run_summary import run_summary
+from localdev.simulator import SimulationConfig, simulate
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 
@@ -238,17 +238,11 @@ def test_job_reads_kinesis_and_writes_anomalies_dead_letters_and_archive(
 
 
 def test_managed_flink_artefact_runs_from_its_zip(
-    aws_stack, scenario, simulation, tmp_path, subprocess_env
+    aws_stack, scenario, simulation, tmp_path, subprocess_env, managed_flink_zip
 ):
     # GIVEN the Managed Flink zip, unpacked, and a simulated stream on the clicks stream
-    zip_path = tmp_path / "clicksentry-managed-flink.zip"
-    subprocess.run(
-        [sys.executable, ROOT / "deploy" / "package_flink.py", "--output", zip_path],
-        check=True,
-        timeout=900,
-    )
     app = tmp_path / "app"
-    with zipfile.ZipFile(zip_path) as archive:
+    with zipfile.ZipFile(managed_flink_zip) as archive:
         archive.extractall(app)
     assert (app / "main.py").is_file() and (app / "lib" / "pyflink-dependencies.jar").is_file()
     assert (app / "dep" / "krcf").is_dir() and (app / "dep" / "flink_jobs").is_dir()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs import stack
+from localdev import stack
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from flink_jobs import stack
+from localdev import stack
 
 pytestmark = pytest.mark.integration
 

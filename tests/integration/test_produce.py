@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flink_jobs import producer, stack
+from localdev import producer, stack
 
 pytestmark = pytest.mark.integration
 

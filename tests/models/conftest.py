@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-FEATURES = (
-    "events", "impressions", "clicks", "ctr", "page_views", "add_to_carts", "purchases",
-    "unique_users", "unique_sessions", "unique_ips", "top_ip_share", "bot_share",
-)
+from models.features import FEATURE_NAMES
+
 KINDS = ("click_flood", "broken_ad", "outage", "bot_crawl")
 
 
@@ -73,12 +71,12 @@ def make_click_stream(n_entities=60, windows=90, start=40, length=6, seed=0) -> 
                 features["clicks"], features["ctr"] = 0, 0.0
                 stream.labels[(e, w)] = "broken_ad"
             elif hit and e == outage:
-                features = dict.fromkeys(FEATURES, 0.0)
+                features = dict.fromkeys(FEATURE_NAMES, 0.0)
                 stream.labels[(e, w)] = "outage"
             elif hit and e in crawled:
                 features["bot_share"] = 0.45
                 stream.labels[(e, w)] = "bot_crawl"
-            batch.append((e, {k: float(features[k]) for k in FEATURES}))
+            batch.append((e, {k: float(features[k]) for k in FEATURE_NAMES}))
         stream.batches.append(batch)
     return stream
 

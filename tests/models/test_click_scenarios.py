@@ -2,6 +2,7 @@
 
 import pytest
 
+from models.detector import score_batches
 from models.registry import DEFAULT_DETECTOR, make_detector
 
 EXPECTED_KINDS = {
@@ -14,14 +15,12 @@ EXPECTED_KINDS = {
 
 
 def run_stream(detector, stream):
-    states, flags = {}, []
-    for w, batch in enumerate(stream.batches):
-        out = detector.process([(states.get(e), f) for e, f in batch])
-        for (e, _), (verdict, state) in zip(batch, out, strict=True):
-            states[e] = state
-            if verdict.is_anomaly:
-                flags.append((e, w, stream.labels.get((e, w)), verdict))
-    return flags
+    return [
+        (e, w, stream.labels.get((e, w)), verdict)
+        for w, out in enumerate(score_batches(detector, stream.batches))
+        for e, verdict in out
+        if verdict.is_anomaly
+    ]
 
 
 @pytest.fixture(scope="module", params=sorted({"rcf-kda", DEFAULT_DETECTOR}))

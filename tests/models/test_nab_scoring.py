@@ -21,7 +21,7 @@ import json
 import numpy as np
 import pytest
 
-from flink_jobs.cli import main as cli
+from localdev.cli import main as cli
 from models.nab import (
     PROFILES,
     best_threshold,

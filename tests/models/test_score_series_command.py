@@ -2,7 +2,7 @@ import csv
 
 import numpy as np
 
-from flink_jobs.cli import main as cli
+from localdev.cli import main as cli
 from models.registry import make_detector
 from models.series import score_values
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from models.detector import WindowDetector
+from models.backends import SCORER_TYPES, make_scorer
+from models.detector import WindowDetector, score_batches
 from models.registry import DETECTOR_NAMES, make_detector
-from models.scorers import SCORER_TYPES, make_scorer
 
 SMALL = {
     "rcf": {"num_trees": 20, "sample_size": 64, "random_seed": 5},
@@ -107,10 +107,8 @@ def test_bad_rows_raise_clear_error(kind):
 def _run(detector, stream, upto=None, states=None):
     states = dict(states or {})
     scores, labels = [], []
-    for w, batch in enumerate(stream.batches[:upto]):
-        out = detector.process([(states.get(e), f) for e, f in batch])
-        for (e, _), (verdict, state) in zip(batch, out, strict=True):
-            states[e] = state
+    for w, out in enumerate(score_batches(detector, stream.batches[:upto], states)):
+        for e, verdict in out:
             scores.append(verdict.score)
             labels.append((e, w) in stream.labels)
     return np.array(scores), np.array(labels), states

@@ -5,7 +5,7 @@ import pytest
 import skops.io as sio
 
 from models import artifacts
-from models.detector import WindowDetector
+from models.detector import WindowDetector, score_batches
 from models.registry import make_detector
 from models.supervised_forest import SupervisedForestScorer
 from models.threshold import AdaptiveThreshold
@@ -22,11 +22,10 @@ def _small(**params):
 
 
 def _feed(detector, values, state=None):
-    verdicts = []
-    for v in values:
-        [(verdict, state)] = detector.process([(state, {"value": v})])
-        verdicts.append(verdict)
-    return verdicts, state
+    states = {} if state is None else {"s": state}
+    verdicts = [v for [(_, v)] in score_batches(detector, ([("s", {"value": v})] for v in values),
+                                                 states)]
+    return verdicts, states.get("s")
 
 
 def _steady(n=60, seed=0):
@@ -84,7 +83,7 @@ def test_supervised_forest_trained_from_labelled_windows(tmp_path, click_stream)
     train_supervised_forest(rows, labels, [f"f{i}" for i in range(names)], artifact,
                             n_estimators=30)
     # THEN a detector built on it loads the artefact and separates the classes
-    scorer = SupervisedForestScorer(artifact=str(artifact))
+    scorer = SupervisedForestScorer.load(artifact)
     proba = scorer.score_rows(rows)
     assert proba[labels == 1].mean() > 0.5 > proba[labels == 0].mean()
     det = make_detector("rcf-level", {"scorer": "supervised-forest",

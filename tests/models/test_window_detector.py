@@ -1,7 +1,8 @@
+import msgpack
 import numpy as np
 import pytest
 
-from models.detector import Verdict, WindowDetector
+from models.detector import Verdict, WindowDetector, score_batches
 from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, make_detector
 
 
@@ -18,10 +19,10 @@ def _run(detector, series, states=None):
     """Feed entity -> list of values, one window per step; returns verdicts per entity."""
     states = dict(states or {})
     verdicts = {e: [] for e in series}
-    for t in range(len(next(iter(series.values())))):
-        batch = [(states.get(e), {"value": v[t]}) for e, v in series.items()]
-        for e, (verdict, state) in zip(series, detector.process(batch), strict=True):
-            states[e] = state
+    steps = len(next(iter(series.values())))
+    batches = ([(e, {"value": v[t]}) for e, v in series.items()] for t in range(steps))
+    for out in score_batches(detector, batches, states):
+        for e, verdict in out:
             verdicts[e].append(verdict)
     return verdicts, states
 
@@ -98,7 +99,8 @@ def test_scores_before_learning():
     # THEN the scores equal the model's scores before it learned the batch
     rows = np.array([[v[-1]] for v in series.values()])
     baseline = snapshot.baseline_
-    z = baseline.deviations(baseline.transform(rows), baseline.decode([s for s, _ in batch]))
+    history = snapshot.entity_states([s for s, _ in batch]).baseline
+    z = baseline.deviations(baseline.transform(rows), history)
     z = np.sign(z) * np.maximum(np.abs(np.clip(z, -10, 10)), 0)
     assert first == pytest.approx(list(snapshot.scorer_.score_rows(z)))
 
@@ -148,3 +150,13 @@ def test_state_of_another_shape_is_rejected():
 
 def test_empty_batch():
     assert _small().process([]) == []
+
+
+def test_entity_state_of_an_older_layout_is_rejected():
+    # GIVEN a warmed detector and an entity state in the layout before the hold-off moved out
+    det = _small()
+    det.process([(None, {"value": 1.0})])
+    old = msgpack.packb([3, 1, 0, 0.0, b"\0" * 16])
+    # WHEN it is processed THEN the error names the version
+    with pytest.raises(ValueError, match="entity state version 3 is not 4"):
+        det.process([(old, {"value": 1.0})])

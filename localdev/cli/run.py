@@ -12,8 +12,8 @@ from pathlib import Path
 
 from flink_jobs.config import ConfigError, load_config
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from flink_jobs.run_summary import read_json_lines, run_summary
-from flink_jobs.simulator import SimulationConfig, simulate, write_simulation
+from localdev.run_summary import read_json_lines, run_summary
+from localdev.simulator import SimulationConfig, simulate, write_simulation
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"configuration error: {exc}")
         return 2
     if config.get("job", "source") == "kinesis":
-        from flink_jobs.cli import run_kinesis
+        from localdev.cli import run_kinesis
 
         return run_kinesis.main(config)
     outputs = LocalOutputs(Path(config.get("job", "out_dir")))

@@ -14,10 +14,10 @@ import platform
 import tempfile
 from pathlib import Path
 
-from benchmarks.detectors import measure_detectors
-from benchmarks.pipeline import full_job, sql_baseline
 from flink_jobs.config import ConfigError, load_config
-from flink_jobs.simulator import SimulationConfig, simulate, write_simulation
+from localdev.benchmarks.detectors import measure_detectors
+from localdev.benchmarks.pipeline import full_job, sql_baseline
+from localdev.simulator import SimulationConfig, simulate, write_simulation
 from models.registry import DETECTOR_NAMES
 
 

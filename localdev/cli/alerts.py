@@ -16,7 +16,7 @@ from pathlib import Path
 
 import boto3
 
-from flink_jobs import stack
+from localdev import stack
 
 DEFAULT_POSITIONS_FILE = Path("out/alerts-shard-positions.json")
 
@@ -112,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
 
     from alerting import handler
     from alerting.config import ConfigError
-    from alerting.event_source import KinesisEventSourceMapping
+    from localdev.lambda_runner import KinesisEventSourceMapping
 
     try:
         handler.alerter()

@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from flink_jobs.simulator import SimulationConfig, simulate, write_simulation
+from localdev.simulator import SimulationConfig, simulate, write_simulation
 
 
 def _utc(text: str) -> datetime:

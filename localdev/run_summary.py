@@ -4,9 +4,9 @@
 counted in its page window or dead-lettered with a reason.
 
 A labelled anomaly is *detected* when at least one flagged window of one of its entities
-overlaps its time span (plus a grace of :data:`GRACE_WINDOWS` windows: the window after the end
-still carries its effect). Flagged windows that match no labelled anomaly are false alerts;
-flagged windows of the drift control's entities are control alerts (also false alerts).
+overlaps its time span (:func:`localdev.truth.overlaps`). Flagged windows that match no labelled
+anomaly are false alerts; flagged windows of the drift control's entities are control alerts
+(also false alerts).
 
 >>> truth = {"anomalies": [{"kind": "k", "entities": [{"entity_type": "ad", "entity_id": "a"}],
 ...          "start_ms": 0, "end_ms": 20000, "expect_alert": True}]}
@@ -25,10 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from flink_jobs.features import WINDOW_SECONDS
-
-WINDOW_MS = WINDOW_SECONDS * 1000
-GRACE_WINDOWS = 1
+from localdev.truth import expected_alerts, label_entities, overlaps
 
 
 def read_json_lines(directory: Path, include_in_progress: bool = False) -> Iterator[dict]:
@@ -47,17 +44,6 @@ def read_json_lines(directory: Path, include_in_progress: bool = False) -> Itera
                         yield json.loads(line)
 
 
-def overlaps(window: Mapping[str, Any], label: Mapping[str, Any]) -> bool:
-    """Whether a scored window falls in a label's span (plus the grace windows)."""
-    end = window["window_end_ms"]
-    return end > label["start_ms"] and end - WINDOW_MS < label["end_ms"] + GRACE_WINDOWS * WINDOW_MS
-
-
-def label_entities(label: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """``(entity_type, entity_id)`` of every entity a label names."""
-    return {(e["entity_type"], e["entity_id"]) for e in label["entities"]}
-
-
 def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, Any]) -> dict:
     """Detection of the labelled anomalies by the flagged windows.
 
@@ -65,9 +51,8 @@ def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, 
     windows in its span), ``recall`` (their flagged share) and ``first_alert_delay_s``.
     """
     windows = list(windows)
-    labels = truth.get("anomalies", [])
-    expected = [a for a in labels if a["expect_alert"]]
-    controls = [a for a in labels if not a["expect_alert"]]
+    expected = expected_alerts(truth)
+    controls = [a for a in truth.get("anomalies", []) if not a["expect_alert"]]
     flagged = [w for w in windows if w["is_anomaly"]]
 
     def key(w: Mapping[str, Any]) -> tuple[str, str]:
@@ -77,7 +62,9 @@ def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, 
     matched: set[int] = set()
     for label in expected:
         ents = label_entities(label)
-        in_span = [w for w in windows if key(w) in ents and overlaps(w, label)]
+        in_span = [
+            w for w in windows if key(w) in ents and overlaps(w["window_end_ms"], label)
+        ]
         hits = [w for w in in_span if w["is_anomaly"]]
         matched.update(id(w) for w in hits)
         first = min((w["window_end_ms"] for w in hits), default=None)

@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flink_jobs.features import WINDOW_MS
+
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("impression", "click", "page_view", "add_to_cart", "purchase")
 BROWSER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 Version/18.1 Safari/605.1",
@@ -41,7 +42,6 @@ REFERRERS = ("https://www.google.com/", "https://news.example/", "", "https://so
 #: Time after which simulated anomalies may start: the models need clean history first.
 WARMUP_FRACTION = 0.3
 MS = 1000
-WINDOW_MS = 10 * MS
 
 
 @dataclass(frozen=True)

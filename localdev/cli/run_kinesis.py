@@ -7,6 +7,7 @@ and the S3 archive until interrupted (Ctrl-C cancels it).
 from __future__ import annotations
 
 from flink_jobs import aws_connectors, kinesis_job, kinesis_tables
+from localdev import stack
 
 
 def main(config) -> int:
@@ -16,7 +17,7 @@ def main(config) -> int:
         aws_connectors.jar_url()  # fails naming `make jar` if it is missing
         print(f"reading {settings.clicks.arn}")
         print(f"anomalies to {settings.anomalies.arn}, archive to {settings.archive}")
-        result = kinesis_job.start(config, local=True)
+        result = kinesis_job.start(config, local=True, credentials=stack.credentials())
     except (kinesis_tables.SettingError, FileNotFoundError) as err:
         print(f"configuration error: {err}")
         return 2

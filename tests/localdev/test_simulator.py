@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flink_jobs.simulator import MALFORMED_KINDS, SimulationConfig, simulate
+from localdev.simulator import MALFORMED_KINDS, SimulationConfig, simulate
 
 SMALL = SimulationConfig(minutes=6, events_per_second=120, seed=11)
 

@@ -89,6 +89,15 @@ def read_stream(kinesis, arn: str) -> list[tuple[str, bytes]]:
     return records
 
 
+def credentials() -> dict[str, str]:
+    """The emulators' dummy keys, in boto3's keyword form.
+
+    >>> sorted(credentials())
+    ['aws_access_key_id', 'aws_secret_access_key']
+    """
+    return {"aws_access_key_id": ACCESS_KEY_ID, "aws_secret_access_key": SECRET_ACCESS_KEY}
+
+
 def client(service: str):
     """A boto3 client for ``service`` on the local stack (kinesis-mock or moto server).
 
@@ -101,8 +110,7 @@ def client(service: str):
         service,
         endpoint_url=KINESIS_ENDPOINT if service == "kinesis" else MOTO_ENDPOINT,
         region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
+        **credentials(),
         config=Config(
             retries={"max_attempts": 2, "mode": "standard"},
             connect_timeout=2,

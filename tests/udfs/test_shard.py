@@ -1,20 +1,12 @@
 import json
-import pickle
 
 import pytest
 
-from flink_jobs.features import FEATURE_NAMES
+from models.detector import WindowDetector
+from models.features import FEATURE_NAMES
 from models.registry import make_detector
-from udfs.score_windows import (
-    SCORED_COLUMNS,
-    EntityEntry,
-    ShardScorer,
-    ShardState,
-    WindowRow,
-    _PersistedDetector,
-    scored_row,
-    shard_key,
-)
+from udfs.scored_window import SCORED_COLUMNS, scored_row
+from udfs.shard import EntityEntry, ShardState, ShardWindows, WindowRow, shard_key
 
 W = 10_000
 T0 = 1767571200000  # 2026-01-05T00:00:00Z
@@ -27,8 +19,8 @@ def features(events: float) -> dict[str, float]:
 
 
 @pytest.fixture
-def scorer():
-    return ShardScorer(make_detector("rcf-kda"), "page", max_gap_windows=3)
+def shard_windows():
+    return ShardWindows(make_detector("rcf-kda"), "page", window_ms=W, max_gap_windows=3)
 
 
 def test_shard_keys_are_stable_and_spread():
@@ -37,30 +29,30 @@ def test_shard_keys_are_stable_and_spread():
     assert shard_key("ad", "ad-0007", 4) == shard_key("ad", "ad-0007", 4)
 
 
-def test_a_silent_entity_gets_empty_windows_for_at_most_max_gap(scorer):
+def test_a_silent_entity_gets_empty_windows_for_at_most_max_gap(shard_windows):
     # GIVEN page-a seen in the first window
     entities: dict[str, EntityEntry] = {}
-    scorer.score(T0 + W, [WindowRow("page-a", T0, features(50))], entities, final=False)
+    shard_windows.close(T0 + W, [WindowRow("page-a", T0, features(50))], entities, final=False)
     # WHEN four more windows pass without it
     synthetic = [
-        scorer.score(T0 + k * W, [], entities, final=False) for k in range(2, 6)
+        shard_windows.close(T0 + k * W, [], entities, final=False) for k in range(2, 6)
     ]
     # THEN the next three are scored as empty windows, the fourth is not
     assert [len(r) for r in synthetic] == [1, 1, 1, 0]
     assert all(r[0]["features"]["events"] == 0.0 and r[0]["synthetic"] for r in synthetic[:3])
     assert entities["page-a"].last_seen_ms == T0 + W  # synthetic windows don't count as seen
-    assert not scorer.active(T0 + 4 * W, entities)
+    assert not shard_windows.active(T0 + 4 * W, entities)
 
 
-def test_end_of_input_synthesises_nothing(scorer):
+def test_end_of_input_synthesises_nothing(shard_windows):
     entities: dict[str, EntityEntry] = {}
-    scorer.score(T0 + W, [WindowRow("page-a", T0, features(50))], entities, final=False)
-    assert scorer.score(T0 + 2 * W, [], entities, final=True) == []
+    shard_windows.close(T0 + W, [WindowRow("page-a", T0, features(50))], entities, final=False)
+    assert shard_windows.close(T0 + 2 * W, [], entities, final=True) == []
 
 
-def test_records_follow_the_documented_schema(scorer):
+def test_records_follow_the_documented_schema(shard_windows):
     entities: dict[str, EntityEntry] = {}
-    (record,) = scorer.score(T0 + W, [WindowRow("page-a", T0, features(5))], entities, False)
+    (record,) = shard_windows.close(T0 + W, [WindowRow("page-a", T0, features(5))], entities, False)
     documented = {
         "schema_version", "anomaly_id", "entity_type", "entity_id", "window_start",
         "window_end", "window_start_ms", "window_end_ms", "detector", "score", "raw_score",
@@ -82,21 +74,14 @@ def test_idle_entities_expire_from_the_shard():
     assert set(shard.entities) == {"new"}
 
 
-def test_the_shared_detector_round_trips_through_flink_state_pickling(scorer):
+def test_the_shared_detector_round_trips_through_its_flink_state_bytes(shard_windows):
     # GIVEN a detector that has learned some windows
     entities: dict[str, EntityEntry] = {}
     for k in range(30):
         rows = [WindowRow(f"page-{i}", T0 + k * W, features(40 + i + k % 3)) for i in range(8)]
-        scorer.score(T0 + (k + 1) * W, rows, entities, final=False)
-    # WHEN it is pickled as Flink does and restored
-    restored = pickle.loads(pickle.dumps(_PersistedDetector(scorer.detector))).detector
+        shard_windows.close(T0 + (k + 1) * W, rows, entities, final=False)
+    # WHEN it is written to state as bytes, as the operator does, and restored
+    restored = WindowDetector.from_bytes(shard_windows.detector.to_bytes())
     # THEN both score the next window identically
     probe = [(entities["page-1"].state, features(400))]
-    assert restored.process(list(probe))[0][0] == scorer.detector.process(list(probe))[0][0]
-
-
-def test_the_baseline_knows_every_feature_the_job_computes():
-    from models.baseline import COUNT_FEATURES, SHARE_DENOMINATORS, SHARE_FEATURES
-
-    assert set(COUNT_FEATURES) | set(SHARE_FEATURES) == set(FEATURE_NAMES)
-    assert set(SHARE_DENOMINATORS) == set(SHARE_FEATURES)
+    assert restored.process(list(probe))[0][0] == shard_windows.detector.process(list(probe))[0][0]

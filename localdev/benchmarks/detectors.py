@@ -7,19 +7,30 @@ is the bytes of one entity's state and of the shared (per-shard) detector state.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from river import anomaly, time_series
 
-from flink_jobs.features import FEATURE_NAMES as FEATURES
+from flink_jobs.features import WINDOW_MS
+from localdev.nab_evaluation import evaluate
+from localdev.reference_windows import reference_windows
+from localdev.simulator import SimulationConfig, simulate
+from localdev.truth import label_entities, overlaps
+from models.detector import score_batches
+from models.features import FEATURE_NAMES
+from models.nab import PROFILES, best_threshold, label_series, normalise, null_score, perfect_score
 from models.registry import DETECTOR_NAMES, make_detector
+from models.series import read_series, score_file
+from udfs.shard import ShardWindows, WindowRow, shard_key
 
 log = logging.getLogger(__name__)
-
 
 
 def synthetic_batches(n_entities: int, windows: int, seed: int = 0) -> list[list[dict]]:
@@ -46,7 +57,7 @@ def synthetic_batches(n_entities: int, windows: int, seed: int = 0) -> list[list
             "bot_share": np.clip(rng.normal(0.02, 0.01, n_entities), 0, 1),
         }
         batches.append(
-            [{k: float(columns[k][i]) for k in FEATURES} for i in range(n_entities)]
+            [{k: float(columns[k][i]) for k in FEATURE_NAMES} for i in range(n_entities)]
         )
     return batches
 
@@ -58,21 +69,20 @@ def measure_detector(
     is shared, so the wall-clock rate depends on what else runs), bytes per entity state and
     bytes of the shared state of one detector."""
     detector = make_detector(name)
-    batches = synthetic_batches(n_entities, warmup_windows + windows)
-    states: list[bytes | None] = [None] * n_entities
-    wall = cpu = 0.0
-    for w, batch in enumerate(batches):
-        items = list(zip(states, batch, strict=True))
-        start, start_cpu = time.perf_counter(), time.process_time()
-        out = detector.process(items)
-        if w >= warmup_windows:
-            wall += time.perf_counter() - start
-            cpu += time.process_time() - start_cpu
-        states = [state for _, state in out]
+    batches = [list(enumerate(b)) for b in synthetic_batches(n_entities, warmup_windows + windows)]
+    states: dict[int, bytes] = {}
+    run = score_batches(detector, batches, states)
+    for _ in range(warmup_windows):
+        next(run)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for _ in run:
+        pass
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - start_cpu
     return {
         "scorings_per_s": n_entities * windows / wall,
         "scorings_per_cpu_s": n_entities * windows / cpu,
-        "entity_state_bytes": float(np.mean([len(s) for s in states])),
+        "entity_state_bytes": float(np.mean([len(s) for s in states.values()])),
         "shared_state_bytes": float(len(detector.to_bytes())),
     }
 
@@ -103,9 +113,6 @@ def nab_scores(
     variants: Mapping[str, tuple[str, Mapping[str, Any] | None]],
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Score NAB with each variant ``label -> (detector name, params)`` and evaluate it."""
-    from flink_jobs.cli.evaluate import evaluate
-    from models.series import score_file
-
     results = {}
     for label, (name, params) in variants.items():
         for source in sorted(data.rglob("*.csv")):
@@ -119,36 +126,17 @@ def simulated_windows(seed: int = 7, minutes: float = 15.0):
 
     Returns:
         ``(windows, truth)``: ``windows[entity_type][window_end_ms]`` = ``{entity_id:
-        features}`` of the valid, on-time events; ``truth`` the simulator's ground truth.
+        features}`` of the valid, on-time events (:mod:`localdev.reference_windows`);
+        ``truth`` the simulator's ground truth.
     """
-    import json
-    import re
-    from collections import defaultdict
-
-    from flink_jobs.events import BOT_AGENT_PATTERN
-    from flink_jobs.features import WINDOW_SECONDS, window_features
-    from flink_jobs.simulator import SimulationConfig, simulate
-
     sim = simulate(SimulationConfig(seed=seed, minutes=minutes))
     dead = set(sim.truth["dead_letters"])
-    bot = re.compile(BOT_AGENT_PATTERN)
-    grouped: dict[str, dict[int, dict[str, list]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
+    events = (json.loads(line) for i, line in enumerate(sim.lines) if i not in dead)
+    windows: dict[str, dict[int, dict[str, dict[str, float]]]] = defaultdict(
+        lambda: defaultdict(dict)
     )
-    size = WINDOW_SECONDS * 1000
-    for i, line in enumerate(sim.lines):
-        if i in dead:
-            continue
-        event = json.loads(line)
-        event["is_bot"] = int(bool(bot.search((event.get("user_agent") or "").lower())))
-        end = (event["event_time"] // size + 1) * size
-        for entity_type, key in (("page", "page"), ("ad", "ad_id"), ("campaign", "campaign")):
-            if event.get(key):
-                grouped[entity_type][end][event[key]].append(event)
-    windows = {
-        t: {end: {e: window_features(evs) for e, evs in ents.items()} for end, ents in ends.items()}
-        for t, ends in grouped.items()
-    }
+    for (entity_type, entity_id, end), features in reference_windows(events).items():
+        windows[entity_type][end][entity_id] = features
     return windows, sim.truth
 
 
@@ -162,43 +150,37 @@ def simulator_detection(
 ) -> dict[str, dict[str, float]]:
     """Recall and precision of a detector on the job's simulated stream, per anomaly kind.
 
-    The windows go through the job's own :class:`udfs.score_windows.ShardScorer` (shards,
-    synthesised empty windows for silent entities). An anomaly is *detected* when any of its
-    entities is flagged in a window that overlaps it (event-time jitter can move an anomaly's
-    first events into the window ending at its start; one window after its end also counts, for
-    late effects); ``flags`` counts
-    the flagged windows matched to it, and ``false_flags`` the flags matching no anomaly.
-    ``slow_drift`` is the control: its flags are false flags.
+    The windows go through the job's own :class:`udfs.shard.ShardWindows` (shards, synthesised
+    empty windows for silent entities). An anomaly is *detected* when any of its entities is
+    flagged in a window that overlaps it (:func:`localdev.truth.overlaps`, the rule of the run
+    summary); ``flags`` counts the flagged windows matched to it, and ``false_flags`` the flags
+    matching no anomaly. ``slow_drift`` is the control: its flags are false flags.
     """
-    from udfs.score_windows import ShardScorer, WindowRow, shard_key
-
     windows, truth = simulated_windows(seed, minutes)
-    labels = truth["anomalies"]
     flags: list[tuple[str, str, int]] = []
     for entity_type, ends in windows.items():
-        scorers: dict[str, tuple[ShardScorer, dict]] = {}
+        shard_windows: dict[str, tuple[ShardWindows, dict]] = {}
         for end in sorted(ends):
             by_shard: dict[str, list] = {}
             for entity_id, features in ends[end].items():
                 by_shard.setdefault(shard_key(entity_type, entity_id, shards), []).append(
-                    WindowRow(entity_id, end - 10_000, features)
+                    WindowRow(entity_id, end - WINDOW_MS, features)
                 )
             for s in {shard_key(entity_type, f"x{i}", shards) for i in range(64)}:
-                if s not in scorers:
+                if s not in shard_windows:
                     detector = make_detector(name, params)
-                    scorers[s] = (ShardScorer(detector, entity_type, max_gap_windows), {})
-                scorer, entities = scorers[s]
-                for record in scorer.score(end, by_shard.get(s, []), entities, final=False):
+                    shard_windows[s] = (
+                        ShardWindows(detector, entity_type, WINDOW_MS, max_gap_windows), {}
+                    )
+                closer, entities = shard_windows[s]
+                for record in closer.close(end, by_shard.get(s, []), entities, final=False):
                     if record["is_anomaly"]:
                         flags.append((entity_type, record["entity_id"], record["window_end_ms"]))
     out: dict[str, dict[str, float]] = {}
     matched: set[tuple[str, str, int]] = set()
-    for label in labels:
-        members = {(e["entity_type"], e["entity_id"]) for e in label["entities"]}
-        hits = [
-            f for f in flags
-            if (f[0], f[1]) in members and label["start_ms"] <= f[2] <= label["end_ms"] + 10_000
-        ]
+    for label in truth["anomalies"]:
+        members = label_entities(label)
+        hits = [f for f in flags if (f[0], f[1]) in members and overlaps(f[2], label)]
         if label["expect_alert"]:
             matched.update(hits)
             out[label["kind"]] = {"detected": float(bool(hits)), "flags": float(len(hits)),
@@ -224,20 +206,6 @@ def river_univariate_nab(data: Path, labels: Path) -> dict[str, dict[str, float]
     running mean in running standard deviations) and ``PredictiveAnomalyDetection`` with a
     SNARIMAX forecaster (error of a one-step forecast).
     """
-    import json
-
-    from river import anomaly, time_series
-
-    from models.nab import (
-        PROFILES,
-        best_threshold,
-        label_series,
-        normalise,
-        null_score,
-        perfect_score,
-    )
-    from models.series import read_series
-
     makers = {
         "river-gaussian": lambda: anomaly.GaussianScorer(grace_period=100),
         "river-sad": lambda: anomaly.StandardAbsoluteDeviation(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from flink_jobs import stack
+from localdev import stack
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,8 +21,8 @@ from alert_payloads import (
     unique_entity,
 )
 
-from alerting.event_source import KinesisEventSourceMapping
-from flink_jobs import stack
+from localdev import stack
+from localdev.lambda_runner import KinesisEventSourceMapping
 
 pytestmark = pytest.mark.integration
 

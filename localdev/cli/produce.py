@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 
-from flink_jobs import producer, stack
+from localdev import producer, stack
 
 BAR_WIDTH = 30
 
@@ -45,7 +45,7 @@ def _lines(args: argparse.Namespace) -> tuple[list[str], str]:
     if args.events is not None:
         text = args.events.read_text(encoding="utf-8")
         return [line for line in text.splitlines() if line], str(args.events)
-    from flink_jobs.simulator import SimulationConfig, simulate
+    from localdev.simulator import SimulationConfig, simulate
 
     chosen = {
         name: getattr(args, name)

@@ -1,16 +1,15 @@
-"""``clicksentry evaluate --data DIR --labels combined_windows.json --scores DIR``.
+"""NAB-style evaluation of scored series: the corpus score per cost profile.
 
-NAB-style evaluation (see :mod:`models.nab`) of series scored by ``clicksentry score-series``:
-per cost profile, the normalised score with the detector's own ``is_anomaly`` flags and with the
-best single threshold on ``anomaly_score`` over all files.
+Reads series scored by ``clicksentry score-series`` (``timestamp,value,anomaly_score,
+is_anomaly``) next to the originals and NAB's ``combined_windows.json``, and applies the rules
+of :mod:`models.nab`: per profile, the normalised score with the detector's own ``is_anomaly``
+flags and with the best single threshold on ``anomaly_score`` over all files.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +25,6 @@ from models.nab import (
     raw_score,
 )
 from models.series import read_series
-
-log = logging.getLogger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the command's arguments."""
-    parser.add_argument("--data", type=Path, required=True, help="folder of the original series")
-    parser.add_argument("--labels", type=Path, required=True, help="NAB combined_windows.json")
-    parser.add_argument("--scores", type=Path, required=True, help="folder of scored series")
-    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
 
 
 def _read_scores(path: Path, timestamps: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,17 +62,3 @@ def evaluate(data: Path, labels: Path, scores: Path) -> dict[str, dict[str, floa
             "threshold": threshold,
         }
     return results
-
-
-def main(args: argparse.Namespace) -> int:
-    """Print the NAB table."""
-    results = evaluate(args.data, args.labels, args.scores)
-    print(f"{'profile':<20} {'own flags':>10} {'best thr.':>10} {'threshold':>10}")
-    for name, r in results.items():
-        print(
-            f"{name:<20} {r['own_flags']:>10.2f} {r['best_threshold']:>10.2f}"
-            f" {r['threshold']:>10.4f}"
-        )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0

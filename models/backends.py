@@ -13,16 +13,21 @@ from models.rcf import RandomCutForestScorer
 from models.supervised_forest import SupervisedForestScorer
 
 SCORER_TYPES: dict[str, type[Scorer]] = {
-    "rcf": RandomCutForestScorer,
-    "hst": HalfSpaceTreesScorer,
-    "iforest": IsolationForestScorer,
-    "supervised-forest": SupervisedForestScorer,
-    "ensemble": EnsembleScorer,
+    cls.kind: cls
+    for cls in (
+        RandomCutForestScorer,
+        HalfSpaceTreesScorer,
+        IsolationForestScorer,
+        SupervisedForestScorer,
+        EnsembleScorer,
+    )
 }
 
 
 def make_scorer(kind: str, params: Mapping[str, Any] | None = None) -> Scorer:
     """Build a scorer of ``kind`` with ``params``; unknown kind or parameter → ``ValueError``.
+
+    A ``supervised-forest`` also takes ``artifact``, the path of a trained forest to load.
 
     >>> type(make_scorer("rcf", {"num_trees": 10})).__name__
     'RandomCutForestScorer'
@@ -33,10 +38,4 @@ def make_scorer(kind: str, params: Mapping[str, Any] | None = None) -> Scorer:
     """
     if kind not in SCORER_TYPES:
         raise ValueError(f"unknown scorer {kind!r}; known: {sorted(SCORER_TYPES)}")
-    cls = SCORER_TYPES[kind]
-    params = dict(params or {})
-    accepted = cls.__init__.__code__.co_varnames[1 : cls.__init__.__code__.co_argcount]
-    for key in params:
-        if key not in accepted:
-            raise ValueError(f"scorer {kind!r}: unknown parameter {key!r}")
-    return cls(**params)
+    return SCORER_TYPES[kind].from_params(params)

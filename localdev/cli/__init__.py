@@ -1,6 +1,6 @@
 """The ``clicksentry`` console command.
 
-Each sub-command lives in its own module under :mod:`flink_jobs.cli` with two functions,
+Each sub-command lives in its own module under :mod:`localdev.cli` with two functions,
 ``add_arguments(parser)`` and ``main(args) -> int``. Modules are imported only when their
 command runs, so ``clicksentry alerts`` never imports PyFlink.
 """
@@ -23,15 +23,15 @@ class Command(NamedTuple):
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("run", "flink_jobs.cli.run", "run the anomaly job (embedded or Kinesis source)"),
-    Command("simulate", "flink_jobs.cli.simulate", "write simulated click events + ground truth"),
-    Command("bench", "flink_jobs.cli.bench", "measure the job against a pure-SQL baseline"),
-    Command("stack", "flink_jobs.cli.stack", "start/stop local kinesis-mock and moto server"),
-    Command("produce", "flink_jobs.cli.produce", "send simulated events to a Kinesis stream"),
-    Command("alerts", "flink_jobs.cli.alerts", "run the alerting Lambda locally on a stream"),
-    Command("score-series", "flink_jobs.cli.score_series", "score NAB-style CSV series"),
-    Command("evaluate", "flink_jobs.cli.evaluate", "NAB-style evaluation of scored series"),
-    Command("train", "flink_jobs.cli.train", "fit the supervised forest on the archive + labels"),
+    Command("run", "localdev.cli.run", "run the anomaly job (embedded or Kinesis source)"),
+    Command("simulate", "localdev.cli.simulate", "write simulated click events + ground truth"),
+    Command("bench", "localdev.cli.bench", "measure the job against a pure-SQL baseline"),
+    Command("stack", "localdev.cli.stack", "start/stop local kinesis-mock and moto server"),
+    Command("produce", "localdev.cli.produce", "send simulated events to a Kinesis stream"),
+    Command("alerts", "localdev.cli.alerts", "run the alerting Lambda locally on a stream"),
+    Command("score-series", "localdev.cli.score_series", "score NAB-style CSV series"),
+    Command("evaluate", "localdev.cli.evaluate", "NAB-style evaluation of scored series"),
+    Command("train", "localdev.cli.train", "fit the supervised forest on the archive + labels"),
 )
 
 

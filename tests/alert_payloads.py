@@ -20,9 +20,9 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-from flink_jobs.cli.alerts import local_stack_environment
+from localdev.cli.alerts import local_stack_environment
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
+EVENTS = Path(__file__).resolve().parent / "events"
 TEST_ENTITY_PREFIX = "cs-test-"
 SESSION_PREFIX = f"{TEST_ENTITY_PREFIX}{uuid.uuid4().hex[:4]}-"
 STALE_AFTER_MS = 600_000

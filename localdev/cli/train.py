@@ -8,15 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from flink_jobs.features import FEATURE_NAMES
-from flink_jobs.run_summary import read_json_lines
+from localdev.run_summary import read_json_lines
+from localdev.truth import ground_truth_labels
+from models.features import FEATURE_NAMES
 from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, make_detector
-from models.training import (
-    archived_batches,
-    ground_truth_labels,
-    labelled_inputs,
-    train_supervised_forest,
-)
+from models.training import archived_batches, labelled_inputs, train_supervised_forest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-from flink_jobs.run_summary import detection_summary, run_summary
+from localdev.run_summary import detection_summary, run_summary
 
 T0 = 1767571200000
 LABELS = {

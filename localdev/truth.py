@@ -1,0 +1,65 @@
+"""The simulator's ground truth: which entity windows each labelled anomaly covers.
+
+One rule, used by the run summary, the detector benchmarks and training labels: a window
+*overlaps* a labelled anomaly when it ends after the anomaly starts and starts before the
+anomaly's end plus :data:`GRACE_WINDOWS` windows (the window after the end still carries its
+effect).
+
+>>> label = {"kind": "k", "entities": [{"entity_type": "ad", "entity_id": "a"}],
+...          "start_ms": 0, "end_ms": 20000, "expect_alert": True}
+>>> [overlaps(end, label) for end in (0, 10_000, 30_000, 40_000)]
+[False, True, True, False]
+>>> label_entities(label)
+{('ad', 'a')}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flink_jobs.features import WINDOW_MS
+
+GRACE_WINDOWS = 1
+
+
+def overlaps(window_end_ms: int, label: Mapping[str, Any]) -> bool:
+    """Whether the window ending at ``window_end_ms`` falls in a label's span (plus grace)."""
+    return (
+        window_end_ms > label["start_ms"]
+        and window_end_ms - WINDOW_MS < label["end_ms"] + GRACE_WINDOWS * WINDOW_MS
+    )
+
+
+def label_entities(label: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """``(entity_type, entity_id)`` of every entity a label names."""
+    return {(e["entity_type"], e["entity_id"]) for e in label["entities"]}
+
+
+def expected_alerts(truth: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The labelled anomalies that should raise an alert (not the controls)."""
+    return [a for a in truth.get("anomalies", []) if a["expect_alert"]]
+
+
+def ground_truth_labels(
+    batches: Sequence[Sequence[tuple[tuple[str, str], Mapping[str, float]]]],
+    window_ends: Sequence[int],
+    truth: Mapping[str, Any],
+) -> dict[tuple[tuple[str, str], int], str]:
+    """``(entity, batch index) -> kind`` for windows inside a labelled anomaly that should alert.
+
+    ``window_ends[i]`` is the ``window_end_ms`` of ``batches[i]`` (as
+    :func:`models.training.archived_batches` returns them).
+
+    >>> truth = {"anomalies": [{"kind": "flood", "expect_alert": True, "start_ms": 0,
+    ...          "end_ms": 10_000, "entities": [{"entity_type": "ad", "entity_id": "a"}]}]}
+    >>> ground_truth_labels([[(("ad", "a"), {})], [(("ad", "a"), {})]], [10_000, 40_000], truth)
+    {(('ad', 'a'), 0): 'flood'}
+    """
+    labels = {}
+    for i, (batch, end) in enumerate(zip(batches, window_ends, strict=True)):
+        for entity, _ in batch:
+            for label in expected_alerts(truth):
+                if entity in label_entities(label) and overlaps(end, label):
+                    labels[(entity, i)] = label["kind"]
+    return labels

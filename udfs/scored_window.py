@@ -1,0 +1,127 @@
+"""A scored window as the scoring operator emits it: the anomaly record and the sink row.
+
+Every entity window gets an anomaly record (``docs/anomaly-record.md``), flagged or not; the
+sinks receive it as one row of :data:`SCORED_COLUMNS` — the record's JSON plus flat, queryable
+columns (the scored-window archive's schema, one home).
+
+>>> from models.detector import Verdict
+>>> v = Verdict(score=0.7, raw_score=5.6, threshold=0.5, is_anomaly=True, grade=0.4,
+...             confidence=1.0, kind="clicks_high")
+>>> r = build_record("ad", "ad-0007", 1767571920000, 1767571930000, {"clicks": 340.0}, v,
+...                  "rcf-kda")
+>>> r["anomaly_id"], r["window_end"]
+('ad/ad-0007/2026-01-05T00:12:10.000Z', '2026-01-05T00:12:10.000Z')
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pyflink.common import Row, Types
+
+from models.detector import Verdict
+from models.features import FEATURE_NAMES
+
+SCHEMA_VERSION = 1
+
+#: Columns of a scored window, as emitted to the sinks (name, PyFlink type, SQL type).
+SCORED_COLUMNS: tuple[tuple[str, Any, str], ...] = (
+    ("record", Types.STRING(), "STRING"),
+    ("is_anomaly", Types.BOOLEAN(), "BOOLEAN"),
+    ("entity_type", Types.STRING(), "STRING"),
+    ("entity_id", Types.STRING(), "STRING"),
+    ("window_start", Types.STRING(), "STRING"),
+    ("window_end", Types.STRING(), "STRING"),
+    ("window_end_ms", Types.LONG(), "BIGINT"),
+    ("detector", Types.STRING(), "STRING"),
+    ("score", Types.DOUBLE(), "DOUBLE"),
+    ("raw_score", Types.DOUBLE(), "DOUBLE"),
+    ("threshold", Types.DOUBLE(), "DOUBLE"),
+    ("grade", Types.DOUBLE(), "DOUBLE"),
+    ("confidence", Types.DOUBLE(), "DOUBLE"),
+    ("kind", Types.STRING(), "STRING"),
+    ("synthetic", Types.BOOLEAN(), "BOOLEAN"),
+    *((name, Types.DOUBLE(), "DOUBLE") for name in FEATURE_NAMES),
+    ("explanation", Types.STRING(), "STRING"),
+    ("dt", Types.STRING(), "STRING"),
+    ("hour", Types.STRING(), "STRING"),
+)
+SCORED_ROW_TYPE = Types.ROW_NAMED([c[0] for c in SCORED_COLUMNS], [c[1] for c in SCORED_COLUMNS])
+#: Columns copied from the record as they are.
+_RECORD_COLUMNS = (
+    "is_anomaly", "entity_type", "entity_id", "window_start", "window_end", "window_end_ms",
+    "detector", "score", "raw_score", "threshold", "grade", "confidence", "kind",
+)
+
+
+def iso_utc(epoch_ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC with millisecond precision and a ``Z``.
+
+    >>> iso_utc(0)
+    '1970-01-01T00:00:00.000Z'
+    """
+    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_record(
+    entity_type: str,
+    entity_id: str,
+    window_start_ms: int,
+    window_end_ms: int,
+    features: Mapping[str, float],
+    verdict: Verdict,
+    detector: str,
+) -> dict[str, Any]:
+    """The anomaly record of one scored entity window (every window gets one)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "anomaly_id": f"{entity_type}/{entity_id}/{iso_utc(window_end_ms)}",
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "window_start": iso_utc(window_start_ms),
+        "window_end": iso_utc(window_end_ms),
+        "window_start_ms": window_start_ms,
+        "window_end_ms": window_end_ms,
+        "detector": detector,
+        "score": round(verdict.score, 6),
+        "raw_score": round(verdict.raw_score, 6),
+        "threshold": round(verdict.threshold, 6),
+        "is_anomaly": bool(verdict.is_anomaly),
+        "grade": round(verdict.grade, 6),
+        "confidence": round(verdict.confidence, 6),
+        "kind": verdict.kind,
+        "features": dict(features),
+        "explanation": verdict.explanation,
+    }
+
+
+def scored_row(record: Mapping[str, Any]) -> Row:
+    """The sink row of a scored window: the record's JSON plus flat, queryable columns.
+
+    ``record["synthetic"]`` (set by the operator for a synthesised empty window) becomes a
+    column; the JSON record leaves it out.
+
+    >>> from models.detector import Verdict
+    >>> v = Verdict(score=0.1, raw_score=0.8, threshold=0.5, is_anomaly=False, grade=0.0,
+    ...             confidence=1.0)
+    >>> feats = dict.fromkeys(FEATURE_NAMES, 1.0)
+    >>> row = scored_row(build_record("page", "p", 0, 10_000, feats, v, "rcf-kda"))
+    >>> row.dt, row.hour, row.clicks, row.synthetic
+    ('1970-01-01', '00', 1.0, False)
+    """
+    end = record["window_end"]
+    document = {k: v for k, v in record.items() if k != "synthetic"}
+    values = {
+        "record": json.dumps(document, separators=(",", ":")),
+        "synthetic": record.get("synthetic", False),
+        "explanation": json.dumps(record["explanation"], separators=(",", ":")),
+        "dt": end[:10],
+        "hour": end[11:13],
+        **{k: record[k] for k in _RECORD_COLUMNS},
+        **{name: float(record["features"][name]) for name in FEATURE_NAMES},
+    }
+    return Row(**{name: values[name] for name, _, _ in SCORED_COLUMNS})
