@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv lock clean jar emulators package
+.PHONY: run test lint bench venv lock clean jar emulators package audit
 
 venv: $(STAMP)
 
@@ -63,3 +63,18 @@ $(EMULATORS): deploy/emulators/package.json deploy/emulators/package-lock.json
 package: $(STAMP) jar
 	$(BIN)/python deploy/package_flink.py
 	if [ -f deploy/package_lambda.py ]; then $(BIN)/python deploy/package_lambda.py; fi
+
+## make audit: pip-audit over the lock (constraints.txt, exactly the pinned versions, no resolving)
+## in its own virtualenv $(AUDIT_VENV); .venv is never touched. Not part of `make test`: pip-audit
+## asks a vulnerability service (PyPI's JSON API) over the network, which CI does not reach.
+## --strict: a package the service cannot answer for fails the target (never a silent pass).
+## Advisories assessed in SECURITY.md (every CVE/GHSA/PYSEC id written there) are accepted;
+## any other fails the target. SECURITY.md says why each accepted one cannot be upgraded.
+AUDIT_VENV := .venv-audit
+PIP_AUDIT := pip-audit==2.10.1
+AUDIT_ACCEPTED = $(sort $(shell grep -oE '(CVE-[0-9]{4}-[0-9]+|GHSA(-[0-9a-z]{4}){3}|PYSEC-[0-9]{4}-[0-9]+)' SECURITY.md))
+audit:
+	test -x $(AUDIT_VENV)/bin/pip-audit || ($(PYTHON) -m venv $(AUDIT_VENV) \
+	  && $(AUDIT_VENV)/bin/pip install --quiet '$(PIP_AUDIT)')
+	$(AUDIT_VENV)/bin/pip-audit --requirement constraints.txt --no-deps --disable-pip \
+	  --strict --progress-spinner off --desc on $(addprefix --ignore-vuln ,$(AUDIT_ACCEPTED))

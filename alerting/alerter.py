@@ -1,8 +1,11 @@
-"""One Kinesis record in, at most one SNS alert out: decode, suppress, deduplicate, publish."""
+"""One Kinesis record in, at most one SNS alert out: decode, suppress, deduplicate, publish.
+
+An alert is reserved (with its incident) before it is published and marked published after, so
+a retry re-sends only an alert that may not have gone out (docs/alerting.md).
+"""
 
 from __future__ import annotations
 
-import binascii
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,12 +21,19 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from alerting.anomaly import Anomaly, InvalidAnomaly, parse_anomaly
+from alerting.anomaly import Anomaly, InvalidAnomaly, decode_anomaly
 from alerting.config import AlertingConfig
 from alerting.dead_letter import DeadLetterPolicy
 from alerting.message import AlertMessage, build_end_message, build_message
 from alerting.severity import severity_of
-from alerting.suppression import Action, Incident, SuppressionStore, decide, incident_key
+from alerting.suppression import (
+    Action,
+    Incident,
+    Reservation,
+    SuppressionStore,
+    decide,
+    incident_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +50,14 @@ class Alerter:
     """The per-record work of the alerting Lambda, with its AWS clients.
 
     ``idempotency`` is exposed so the handler can register the Lambda context (in-progress
-    records then expire with the invocation's remaining time).
+    records then expire with the invocation's remaining time); the clients are exposed so tests
+    can inject faults at botocore's send step.
     """
 
     def __init__(self, config: AlertingConfig, sns: Any, dynamodb: Any, sqs: Any) -> None:
         self.config = config
         self.sns = sns
+        self.dynamodb = dynamodb
         self._shard_times: dict[str, int] = {}
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="anomaly_id",
@@ -67,6 +79,7 @@ class Alerter:
             dynamodb,
             config.suppression_table,
             ttl_seconds=config.cooldown_seconds + INCIDENT_TTL_GRACE_SECONDS,
+            reservation_ttl_seconds=config.idempotency_ttl_seconds,
         )
         self._dead_letters = DeadLetterPolicy(
             dynamodb,
@@ -93,11 +106,12 @@ class Alerter:
         """Handle one record; return what happened (alert, update, suppress, dead-letter).
 
         Raises on anything that should be retried: AWS errors, a poison record with attempts
-        left, a duplicate still in progress elsewhere.
+        left, a duplicate still in progress elsewhere. Any failure to decode or validate the
+        record is an :class:`InvalidAnomaly` and takes the poison path.
         """
         try:
-            anomaly = parse_anomaly(record.kinesis.data_as_bytes())
-        except (InvalidAnomaly, binascii.Error) as error:
+            anomaly = decode_anomaly(record.kinesis.data)
+        except InvalidAnomaly as error:
             logger.error(
                 "invalid anomaly record %s (partition key %r): %s",
                 record.event_id,
@@ -125,18 +139,53 @@ class Alerter:
         )
         return outcome["action"]
 
-    def _alert(self, anomaly: Anomaly, shard: str) -> dict[str, str]:
-        severity = severity_of(anomaly.score, anomaly.grade)
-        incident = self._incidents.load_open(incident_key(anomaly))
-        action, incident = decide(
-            incident, anomaly, severity, cooldown_ms=self.config.cooldown_seconds * 1000
+    def _alert(self, anomaly: Anomaly, shard: str) -> dict[str, Any]:
+        """Decide, reserve, publish, mark published; a reservation found means a retry."""
+        reservation = self._incidents.reservation(anomaly.anomaly_id)
+        if reservation is None:
+            severity = severity_of(anomaly.score, anomaly.grade)
+            incident = self._incidents.load_open(incident_key(anomaly))
+            action, incident = decide(
+                incident, anomaly, severity, cooldown_ms=self.config.cooldown_seconds * 1000
+            )
+            if action is Action.SUPPRESS:
+                self._incidents.save(incident, shard)
+                return {"action": action.value, "severity": severity.label}
+            reservation = Reservation(anomaly.anomaly_id, action, severity, incident)
+            self._incidents.reserve(reservation, shard)
+        elif reservation.message_id is not None:
+            logger.info(
+                "anomaly %s: its %s was published before as %s",
+                anomaly.anomaly_id,
+                reservation.action.value,
+                reservation.message_id,
+            )
+            return {**reservation.outcome, "duplicate": True}
+        else:
+            logger.warning(
+                "anomaly %s: its %s was reserved but not marked published; sending it now",
+                anomaly.anomaly_id,
+                reservation.action.value,
+            )
+        message = build_message(
+            anomaly,
+            reservation.severity,
+            reservation.action,
+            reservation.incident,
+            self.config.dashboard_url,
         )
-        outcome = {"action": action.value, "severity": severity.label}
-        if action is not Action.SUPPRESS:
-            message = build_message(anomaly, severity, action, incident, self.config.dashboard_url)
-            outcome["message_id"] = self._publish(message)
-        self._incidents.save(incident, shard)
-        return outcome
+        message_id = self._publish(message)
+        try:
+            self._incidents.mark_published(anomaly.anomaly_id, message_id)
+        except (BotoCoreError, ClientError) as error:
+            # It was sent: failing the record now would send it again on the retry.
+            logger.warning(
+                "anomaly %s: published as %s, could not mark it published: %s",
+                anomaly.anomaly_id,
+                message_id,
+                error,
+            )
+        return {**reservation.outcome, "message_id": message_id}
 
     def announce_ended(self) -> int:
         """Send one "ended" update per incident its shard's event time has left behind.

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from alerting.anomaly import Anomaly, Movement, iso_utc
+from alerting.event_text import record_json, shown
 from alerting.severity import Severity
 from alerting.suppression import Action, Incident
 
 SUBJECT_LIMIT = 99
+# SNS takes at most 256 KiB per message, subject and attributes included; the body stays below
+# 200 000 UTF-8 bytes, which leaves more than 60 KB of margin.
+BODY_LIMIT_BYTES = 200_000
+MOVEMENTS_SHOWN = 20
+ATTRIBUTE_LIMIT = 1024
+RECORD_HEADING = "Anomaly record (JSON):"
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
@@ -42,7 +48,7 @@ def subject_line(anomaly: Anomaly, severity: Severity, action: Action) -> str:
         (99, '[clicksentry LOW] anomaly on page p-', True)
     """
     tag = severity.name if action is Action.ALERT else f"{severity.name} {action.value}"
-    what = f"{_kind_text(anomaly.kind)} on {anomaly.entity_type} {anomaly.entity_id}"
+    what = f"{_kind_text(anomaly.kind)} on {anomaly.entity_type} {shown(anomaly.entity_id)}"
     return _subject(tag, what, anomaly.window_end)
 
 
@@ -66,7 +72,7 @@ def describe_movement(movement: Movement) -> str:
     value, expected = movement.value, movement.expected
     far = f"{value / expected:.1f}x normal" if expected else f"{value - expected:+.3g} over normal"
     return (
-        f"{movement.feature} {movement.direction}: {value:.3g} vs expected {expected:.3g} "
+        f"{shown(movement.feature)} {movement.direction}: {value:.3g} vs expected {expected:.3g} "
         f"({far}), strength {movement.strength:.2f}"
     )
 
@@ -77,6 +83,7 @@ def build_message(
     """The alert for ``anomaly``: what, where, when, how far from normal, link, full record.
 
     Examples:
+        >>> import json
         >>> from alerting.anomaly import parse_anomaly
         >>> from alerting.suppression import decide
         >>> anomaly = parse_anomaly(json.dumps({
@@ -107,9 +114,8 @@ def build_message(
         >>> message.attributes["severity"]
         {'DataType': 'String', 'StringValue': 'critical'}
     """  # noqa: E501
-    headline = f"{severity.name}: {_kind_text(anomaly.kind)} on {anomaly.entity_type} "
-    headline += anomaly.entity_id
-    lines = [headline]
+    where = f"{anomaly.entity_type} {shown(anomaly.entity_id)}"
+    lines = [f"{severity.name}: {_kind_text(anomaly.kind)} on {where}"]
     if action is Action.UPDATE:
         lines.append(
             f"Update: severity rose to {severity.label}; the incident has lasted "
@@ -124,26 +130,63 @@ def build_message(
         anomaly.window_start_ms,
         anomaly.window_end_ms,
     )
+    movements = anomaly.movements[:MOVEMENTS_SHOWN]
+    hidden = len(anomaly.movements) - len(movements)
     lines += [
         "",
-        f"What:  {anomaly.kind or 'unattributed'} anomaly, score {anomaly.score:.2f} "
+        f"What:  {shown(anomaly.kind) or 'unattributed'} anomaly, score {anomaly.score:.2f} "
         f"(threshold {anomaly.threshold:.2f}, grade {anomaly.grade:.2f}, "
-        f"confidence {anomaly.confidence:.2f}), detector {anomaly.detector}",
-        f"Where: {anomaly.entity_type} {anomaly.entity_id}",
+        f"confidence {anomaly.confidence:.2f}), detector {shown(anomaly.detector)}",
+        f"Where: {where}",
         f"When:  {anomaly.window_start} to {anomaly.window_end} (UTC, {seconds:g} s window)",
         "How far from normal:",
-        *(f"  - {describe_movement(m)}" for m in anomaly.movements),
+        *(f"  - {describe_movement(m)}" for m in movements),
+        *([f"  - ... and {hidden} weaker features"] if hidden else []),
         *(["  (no feature attribution)"] if not anomaly.movements else []),
         f"Dashboard: {link}",
-        "",
-        "Anomaly record (JSON):",
-        json.dumps(anomaly.payload, indent=2, sort_keys=True),
     ]
     return AlertMessage(
         subject=subject_line(anomaly, severity, action),
-        body="\n".join(lines),
+        body=with_record(lines, anomaly.payload),
         attributes=_attributes(severity, anomaly, action),
     )
+
+
+def with_record(lines: list[str], payload: dict) -> str:
+    """The body: ``lines``, then the record as JSON, cut to stay within ``BODY_LIMIT_BYTES``.
+
+    The record is shown by :func:`alerting.event_text.record_json` (ASCII, one byte a
+    character); when it does not fit, its start is shown under a heading that says so.
+
+    Examples:
+        >>> print(with_record(["HIGH: clicks high on ad ad-7"], {"clicks": 340}))
+        HIGH: clicks high on ad ad-7
+        <BLANKLINE>
+        Anomaly record (JSON):
+        {
+          "clicks": 340
+        }
+        >>> body = with_record(["HIGH: clicks high on ad ad-7"], {"blob": "x" * 300_000})
+        >>> len(body.encode()) <= BODY_LIMIT_BYTES
+        True
+        >>> print(body.splitlines()[2])
+        Anomaly record (JSON, TRUNCATED: the first 199838 of 300016 bytes; the complete record is on the anomalies stream):
+        >>> body.endswith("[... truncated]")
+        True
+    """  # noqa: E501
+    head = "\n".join(lines)
+    record = record_json(payload)
+    body = f"{head}\n\n{RECORD_HEADING}\n{record}"
+    if len(body.encode("utf-8")) <= BODY_LIMIT_BYTES:
+        return body
+    tail = "\n[... truncated]"
+    heading = (
+        f"Anomaly record (JSON, TRUNCATED: the first {{shown}} of {len(record)} bytes; "
+        "the complete record is on the anomalies stream):"
+    )
+    fixed = len(f"{head}\n\n{heading.format(shown=len(record))}\n{tail}".encode())
+    room = max(0, BODY_LIMIT_BYTES - fixed)
+    return f"{head}\n\n{heading.format(shown=room)}\n{record[:room]}{tail}"
 
 
 def dashboard_link(
@@ -183,7 +226,7 @@ def build_end_message(incident: Incident, dashboard_url: str) -> AlertMessage:
         >>> message.attributes["alert_type"]["StringValue"]
         'ended'
     """  # noqa: E501
-    what = f"{_kind_text(incident.kind)} on {incident.entity_type} {incident.entity_id}"
+    what = f"{_kind_text(incident.kind)} on {incident.entity_type} {shown(incident.entity_id)}"
     first, last = iso_utc(incident.first_window_end_ms), iso_utc(incident.last_window_end_ms)
     link = dashboard_link(
         dashboard_url,
@@ -211,7 +254,7 @@ def build_end_message(incident: Incident, dashboard_url: str) -> AlertMessage:
 
 
 def _kind_text(kind: str) -> str:
-    return kind.replace("_", " ") if kind else "anomaly"
+    return shown(kind.replace("_", " ")) if kind else "anomaly"
 
 
 def _attributes(
@@ -220,7 +263,7 @@ def _attributes(
     return {
         "severity": _string(severity.label),
         "entity_type": _string(entity.entity_type),
-        "entity_id": _string(entity.entity_id),
+        "entity_id": _string(shown(entity.entity_id, ATTRIBUTE_LIMIT)),
         "alert_type": _string(action.value),
     }
 

@@ -5,6 +5,11 @@ The first window of an incident sends an alert; later windows within the cooldow
 an update. Once its shard's event time has passed an incident's last window by the cooldown, the
 incident has ended and one "ended" update is sent. The state lives in DynamoDB so every Lambda
 instance sees it.
+
+An alert or update is *reserved* before it is published: one DynamoDB transaction stores the
+incident as it is after the anomaly together with an ``alert#<anomaly_id>`` item holding what to
+send; the publish follows, then the reservation is marked published (docs/alerting.md, "Reserve,
+publish, mark").
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from alerting.anomaly import Anomaly
 from alerting.severity import Severity
 
 INCIDENT_PREFIX = "incident#"
+ALERT_PREFIX = "alert#"
 
 
 class Action(StrEnum):
@@ -67,6 +73,33 @@ def incident_key(anomaly: Anomaly) -> str:
         'ad/ad-7/clicks_high'
     """
     return f"{anomaly.entity_type}/{anomaly.entity_id}/{anomaly.kind or '-'}"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An alert or update reserved for one anomaly; ``message_id`` is set once it is published.
+
+    ``incident`` is the incident as it was right after the anomaly, which is what the message
+    describes, whatever later windows did to the incident.
+    """
+
+    anomaly_id: str
+    action: Action
+    severity: Severity
+    incident: Incident
+    message_id: str | None = None
+
+    @property
+    def outcome(self) -> dict[str, str]:
+        """What the handler reports for the anomaly.
+
+        Examples:
+            >>> incident = Incident("ad", "ad-7", "clicks_high", 0, 0, 1, Severity.HIGH, 0.8)
+            >>> Reservation("ad/ad-7/t", Action.ALERT, Severity.HIGH, incident, "m-1").outcome
+            {'action': 'alert', 'severity': 'high', 'message_id': 'm-1'}
+        """
+        outcome = {"action": self.action.value, "severity": self.severity.label}
+        return outcome if self.message_id is None else {**outcome, "message_id": self.message_id}
 
 
 def decide(
@@ -125,10 +158,13 @@ class SuppressionStore:
     with a conditional write, so only one invocation announces it.
     """
 
-    def __init__(self, dynamodb: Any, table: str, ttl_seconds: int) -> None:
+    def __init__(
+        self, dynamodb: Any, table: str, ttl_seconds: int, reservation_ttl_seconds: int
+    ) -> None:
         self._dynamodb = dynamodb
         self._table = table
         self._ttl_seconds = ttl_seconds
+        self._reservation_ttl = reservation_ttl_seconds
 
     def load_open(self, key: str) -> Incident | None:
         """The open incident stored under ``key``, if any."""
@@ -141,23 +177,67 @@ class SuppressionStore:
 
     def save(self, incident: Incident, shard: str) -> None:
         """Store ``incident`` as open, fed by ``shard``; TTL removes it once it cannot matter."""
-        self._dynamodb.put_item(
-            TableName=self._table,
-            Item={
-                **_pk(incident.key),
-                "state": {"S": "open"},
-                "shard": {"S": shard},
-                "entity_type": {"S": incident.entity_type},
-                "entity_id": {"S": incident.entity_id},
-                "kind": {"S": incident.kind},
-                "first_window_end_ms": {"N": str(incident.first_window_end_ms)},
-                "last_window_end_ms": {"N": str(incident.last_window_end_ms)},
-                "windows": {"N": str(incident.windows)},
-                "alerted_severity": {"S": incident.alerted_severity.label},
-                "peak_score": {"N": repr(incident.peak_score)},
-                "expires_at": {"N": str(int(time.time()) + self._ttl_seconds)},
-            },
+        self._dynamodb.put_item(TableName=self._table, Item=self._incident_item(incident, shard))
+
+    def reservation(self, anomaly_id: str) -> Reservation | None:
+        """The alert reserved for ``anomaly_id``, published or not, if any."""
+        item = self._dynamodb.get_item(
+            TableName=self._table, Key=_alert_pk(anomaly_id), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return Reservation(
+            anomaly_id=anomaly_id,
+            action=Action(item["action"]["S"]),
+            severity=Severity[item["severity"]["S"].upper()],
+            incident=_incident(item),
+            message_id=item.get("message_id", {}).get("S"),
         )
+
+    def reserve(self, reservation: Reservation, shard: str) -> None:
+        """Store the reservation and its incident (open, fed by ``shard``) in one transaction.
+
+        Fails (``TransactionCanceledException``) and writes nothing if the anomaly already has
+        a reservation.
+        """
+        incident = reservation.incident
+        self._dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            **_alert_pk(reservation.anomaly_id),
+                            **_incident_attributes(incident),
+                            "action": {"S": reservation.action.value},
+                            "severity": {"S": reservation.severity.label},
+                            "expires_at": {"N": str(int(time.time()) + self._reservation_ttl)},
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {"Put": {"TableName": self._table, "Item": self._incident_item(incident, shard)}},
+            ]
+        )
+
+    def mark_published(self, anomaly_id: str, message_id: str) -> None:
+        """Record that the reserved alert of ``anomaly_id`` was published as ``message_id``."""
+        self._dynamodb.update_item(
+            TableName=self._table,
+            Key=_alert_pk(anomaly_id),
+            UpdateExpression="SET message_id = :id",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":id": {"S": message_id}},
+        )
+
+    def _incident_item(self, incident: Incident, shard: str) -> dict[str, dict[str, str]]:
+        return {
+            **_pk(incident.key),
+            **_incident_attributes(incident),
+            "state": {"S": "open"},
+            "shard": {"S": shard},
+            "expires_at": {"N": str(int(time.time()) + self._ttl_seconds)},
+        }
 
     def quiet(self, shard: str, before_ms: int) -> Iterator[Incident]:
         """Open incidents fed by ``shard`` whose last window ended before ``before_ms``."""
@@ -208,6 +288,23 @@ class SuppressionStore:
 
 def _pk(key: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"{INCIDENT_PREFIX}{key}"}}
+
+
+def _alert_pk(anomaly_id: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"{ALERT_PREFIX}{anomaly_id}"}}
+
+
+def _incident_attributes(incident: Incident) -> dict[str, dict[str, str]]:
+    return {
+        "entity_type": {"S": incident.entity_type},
+        "entity_id": {"S": incident.entity_id},
+        "kind": {"S": incident.kind},
+        "first_window_end_ms": {"N": str(incident.first_window_end_ms)},
+        "last_window_end_ms": {"N": str(incident.last_window_end_ms)},
+        "windows": {"N": str(incident.windows)},
+        "alerted_severity": {"S": incident.alerted_severity.label},
+        "peak_score": {"N": repr(incident.peak_score)},
+    }
 
 
 def _incident(item: dict[str, Any]) -> Incident:

@@ -5,9 +5,9 @@ On Amazon Managed Service for Apache Flink the runtime properties live in
 
     [{"PropertyGroupId": "job", "PropertyMap": {"source": "kinesis", "parallelism": "2"}}]
 
-Locally (``IS_LOCAL`` set) the same format is read from the file named by
-``CLICKSENTRY_PROPERTIES`` — or nothing, and every setting keeps its default. Property values
-are strings on Managed Flink; each setting parses its own. Every problem names the setting:
+Elsewhere the same format is read from the file named by ``CLICKSENTRY_PROPERTIES`` — or,
+locally (``IS_LOCAL`` set) without it, nothing, and every setting keeps its default. Property
+values are strings on Managed Flink; each setting parses its own. Every problem names the setting:
 
 >>> import os; os.environ["IS_LOCAL"] = "1"  # no properties file: defaults
 >>> load_config(groups={"job": {"parallelism": "zero"}})
@@ -117,6 +117,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("job", "watermark_delay_ms", _integer(0), "5000", "bounded out-of-orderness"),
     Setting("job", "max_future_ms", _integer(0), "3600000",
             "events further ahead of wall-clock time are dead-lettered"),
+    Setting("job", "max_ahead_ms", _integer(0), "300000",
+            "events further ahead of the stream's latest accepted event time are dead-lettered"
+            " (until 100 in a row are: the stream moved); 0 = no such bound"),
     Setting("job", "idle_timeout_ms", _integer(0), "2000",
             "a source split idle this long stops holding the watermark back (0 = never)"),
     Setting("job", "checkpoint_interval_ms", _integer(0), "10000",
@@ -128,10 +131,13 @@ SETTINGS: tuple[Setting, ...] = (
             "keyed-state shards per entity type; each holds one shared model"),
     Setting("scoring", "max_gap_windows", _integer(0), "6",
             "empty windows synthesised for an entity that went silent (outage detection)"),
+    Setting("scoring", "max_entities", _integer(1), "100000",
+            "entities kept per entity type; beyond, the least recently seen are dropped"),
     Setting("scoring", "entity_ttl_minutes", _integer(1), "1440",
-            "state TTL of an entity that stopped appearing"),
+            "an entity unseen this long (event time) is dropped from state"),
     Setting("scoring", "model_snapshot_windows", _integer(1), "30",
-            "the shared model is written to Flink state every this many windows per shard"),
+            "the shared model is written to Flink state every this many windows per shard;"
+            " the batches in between are journalled"),
     Setting("simulator", "seed", _integer(0), "7", "embedded source: random seed"),
     Setting("simulator", "minutes", _number(0.1), "15", "embedded source: simulated minutes"),
     Setting("simulator", "events_per_second", _number(1), "300",
@@ -198,11 +204,15 @@ def read_property_groups(path: Path) -> dict[str, dict[str, str]]:
 
 
 def properties_path() -> Path | None:
-    """The properties file for this environment (``None`` locally without a file)."""
-    if os.environ.get("IS_LOCAL"):
-        local = os.environ.get("CLICKSENTRY_PROPERTIES")
-        return Path(local) if local else None
-    return MANAGED_FLINK_PROPERTIES
+    """The properties file for this environment.
+
+    ``CLICKSENTRY_PROPERTIES`` when set (a laptop, a self-managed Flink cluster); else, with
+    ``IS_LOCAL``, none (every default); else Managed Flink's own file.
+    """
+    named = os.environ.get("CLICKSENTRY_PROPERTIES")
+    if named:
+        return Path(named)
+    return None if os.environ.get("IS_LOCAL") else MANAGED_FLINK_PROPERTIES
 
 
 def load_config(

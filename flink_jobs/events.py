@@ -27,7 +27,21 @@ AD_ACTIONS = ("impression", "click")
 JAVA_FUNCTIONS = {
     "parse_click": "io.clicksentry.flink.ParseClickEvent",
     "event_time_of": "io.clicksentry.flink.EventTimeOf",
+    "rowtime_of": "io.clicksentry.flink.RowtimeOf",
 }
+#: Longest payload parsed, in characters; a longer one is ``payload_too_large`` (JsonLimits.java).
+MAX_PAYLOAD_CHARS = 65_536
+#: Most objects/arrays open at once, the payload's own included; deeper is ``too_deep``. Java
+#: only: SQL cannot count nesting (see :func:`reason_sql`).
+MAX_DEPTH = 32
+#: Longest id or action, and longest free text, in characters; longer is ``too_long:<field>``.
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 4096
+#: Fields that name an entity (keyed state, alerts): a control character or U+FFFD (what the
+#: source's UTF-8 decoding puts for invalid bytes) in one is ``bad_value:<field>``.
+ENTITY_ID_FIELDS = ("page", "campaign", "ad_id")
+#: Java regular expression (REGEXP) for the characters an entity id must not hold.
+FORBIDDEN_ID_CHARS = r"[\u0000-\u001f\u007f-\u009f\ufffd]"
 #: User agents matching this (case-insensitive) count as bot-like.
 BOT_AGENT_PATTERN = "bot|crawl|spider|slurp|headless|python-requests|curl/|wget|scrapy"
 
@@ -55,6 +69,12 @@ FIELDS: tuple[EventField, ...] = (
     EventField("action", "STRING", True, "one of " + ", ".join(ACTIONS)),
     EventField("referrer", "STRING", False, "referring URL"),
 )
+#: The most characters each string field may hold: free text (user agent, referrer) is longer.
+MAX_CHARS = {
+    f.name: MAX_TEXT_CHARS if f.name in ("user_agent", "referrer") else MAX_ID_CHARS
+    for f in FIELDS
+    if f.sql_type == "STRING"
+}
 
 
 def sql_string(value: str) -> str:
@@ -69,12 +89,15 @@ def sql_string(value: str) -> str:
 def json_value_sql(field: EventField, column: str = "payload") -> str:
     """SQL that extracts ``field`` from the JSON payload with its type, ``NULL`` on error.
 
-    >>> json_value_sql(FIELDS[1])
-    "TRY_CAST(JSON_VALUE(payload, '$.event_time' NULL ON EMPTY NULL ON ERROR) AS BIGINT)"
-    """
+    ``NULL`` as well for a payload over :data:`MAX_PAYLOAD_CHARS`, which is not parsed.
+
+    >>> print(json_value_sql(FIELDS[1]))
+    CASE WHEN CHAR_LENGTH(payload) <= 65536 THEN TRY_CAST(JSON_VALUE(payload, '$.event_time' NULL ON EMPTY NULL ON ERROR) AS BIGINT) END
+    """  # noqa: E501
     # JSON_VALUE cannot return BIGINT: take the text and TRY_CAST it (NULL unless an integer).
     sql = f"JSON_VALUE({column}, {sql_string('$.' + field.name)} NULL ON EMPTY NULL ON ERROR)"
-    return f"TRY_CAST({sql} AS {field.sql_type})" if field.sql_type != "STRING" else sql
+    sql = f"TRY_CAST({sql} AS {field.sql_type})" if field.sql_type != "STRING" else sql
+    return f"CASE WHEN CHAR_LENGTH({column}) <= {MAX_PAYLOAD_CHARS} THEN {sql} END"
 
 
 def _present_sql(field: EventField, column: str = "payload") -> str:
@@ -98,18 +121,25 @@ def register_functions_sql() -> list[str]:
     ]
 
 
-def rowtime_sql(max_future_ms: int, column: str = "payload") -> str:
-    """SQL for the rowtime: the event time, or epoch 0 when missing, negative or too far ahead.
+def rowtime_sql(max_future_ms: int, max_ahead_ms: int, column: str = "payload") -> str:
+    """SQL for the rowtime: the event time, or epoch 0 when it is not plausible.
 
-    A rowtime must never be ``NULL``, and a far-future timestamp must not drag the watermark
-    ahead (every later event would look late), so those become epoch 0 and are dead-lettered.
-    """
-    if not isinstance(max_future_ms, int):
-        raise TypeError("max_future_ms must be an int")
-    et = f"event_time_of({column})"
+    A rowtime must never be ``NULL``, and one far-ahead timestamp must not drag the watermark
+    forward (every later event would look late): a missing or negative event time, one more than
+    ``max_future_ms`` ahead of wall-clock time, or one more than ``max_ahead_ms`` ahead of the
+    stream's latest accepted event time becomes epoch 0 and is dead-lettered
+    (``rowtime_of``, ``deploy/src/.../RowtimeOf.java``, which also follows a stream that
+    really moves ahead).
+
+    >>> print(rowtime_sql(3_600_000, 300_000))
+    TO_TIMESTAMP_LTZ(rowtime_of(event_time_of(payload), UNIX_TIMESTAMP() * 1000 + 3600000, 300000), 3)
+    """  # noqa: E501
+    for name, value in (("max_future_ms", max_future_ms), ("max_ahead_ms", max_ahead_ms)):
+        if not isinstance(value, int):
+            raise TypeError(f"{name} must be an int")
     return (
-        f"TO_TIMESTAMP_LTZ(CASE WHEN {et} BETWEEN 1 AND UNIX_TIMESTAMP() * 1000 + {max_future_ms}"
-        f" THEN {et} ELSE 0 END, 3)"
+        f"TO_TIMESTAMP_LTZ(rowtime_of(event_time_of({column}),"
+        f" UNIX_TIMESTAMP() * 1000 + {max_future_ms}, {max_ahead_ms}), 3)"
     )
 
 
@@ -132,7 +162,7 @@ def _rowtime_whens(rowtime: str) -> list[str]:
 def fields_sql(column: str = "payload") -> str:
     """SQL select-list extracting every field once, typed, ``NULL`` when absent or mistyped.
 
-    >>> "JSON_VALUE(payload, '$.user_id' NULL ON EMPTY NULL ON ERROR) AS user_id" in fields_sql()
+    >>> "'$.user_id' NULL ON EMPTY NULL ON ERROR) END AS user_id" in fields_sql()
     True
     """
     return ", ".join(f"{json_value_sql(f, column)} AS {f.name}" for f in FIELDS)
@@ -144,16 +174,28 @@ def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
     The reference for ``parse_click`` (plus the rowtime checks). It reads the typed field
     columns of :func:`fields_sql` (each field parsed once); the
     payload is parsed again only for a field that came out ``NULL``, to tell a missing field
-    from a mistyped one. Reasons, first match wins: ``bad_json``, ``missing_field:<name>``,
-    ``bad_type:<name>``, ``bad_action``, ``event_time_out_of_range``, ``late``.
+    from a mistyped one. Reasons, first match wins: ``payload_too_large``, ``bad_json``,
+    ``missing_field:<name>``, ``bad_type:<name>``, ``too_long:<name>``, ``bad_value:<name>``,
+    ``bad_action``, ``event_time_out_of_range``, ``late``.
+
+    ``too_deep`` (nesting beyond :data:`MAX_DEPTH`, after ``bad_json``) is the Java's alone:
+    SQL has no way to count nesting. The SQL is a reference, not a guard: its JSON functions
+    take over a minute on a 10,000-deep payload, and parse every number in full (a BigInteger's
+    cost grows with the square of its digits).
 
     >>> sql = reason_sql()
-    >>> sql.startswith("CASE WHEN (payload IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'")
+    >>> sql.startswith("CASE WHEN CHAR_LENGTH(payload) > 65536 THEN 'payload_too_large'"
+    ...                " WHEN (payload IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'")
+    True
+    >>> "WHEN CHAR_LENGTH(page) > 256 THEN 'too_long:page'" in sql
     True
     >>> "WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'" in sql
     True
     """
-    whens = [f"WHEN ({column} IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'"]
+    whens = [
+        f"WHEN CHAR_LENGTH({column}) > {MAX_PAYLOAD_CHARS} THEN 'payload_too_large'",
+        f"WHEN ({column} IS JSON OBJECT) IS NOT TRUE THEN 'bad_json'",
+    ]
     whens += [
         f"WHEN {f.name} IS NULL AND NOT {_present_sql(f, column)}"
         f" THEN {sql_string('missing_field:' + f.name)}"
@@ -164,6 +206,15 @@ def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
         f"WHEN {f.name} IS NULL AND {_present_sql(f, column)}"
         f" THEN {sql_string('bad_type:' + f.name)}"
         for f in FIELDS
+    ]
+    whens += [
+        f"WHEN CHAR_LENGTH({name}) > {limit} THEN {sql_string('too_long:' + name)}"
+        for name, limit in MAX_CHARS.items()
+    ]
+    whens += [
+        f"WHEN REGEXP({name}, {sql_string(FORBIDDEN_ID_CHARS)})"
+        f" THEN {sql_string('bad_value:' + name)}"
+        for name in ENTITY_ID_FIELDS
     ]
     whens.append(f"WHEN action NOT IN ({', '.join(map(sql_string, ACTIONS))}) THEN 'bad_action'")
     ad_actions = ", ".join(map(sql_string, AD_ACTIONS))

@@ -35,13 +35,14 @@ from flink_jobs.features import (
 from flink_jobs.tables import (
     DEAD_LETTER_COLUMNS,
     PARTITION_COLUMNS,
+    dead_letter_select_sql,
     local_file_options,
     scored_sql_columns,
     sink_ddl,
     source_ddl,
 )
-from udfs.scored_window import SCORED_ROW_TYPE
-from udfs.scoring_operator import ScoreEntityWindows
+from udfs.scored_window import EVICTION_COLUMNS, SCORED_ROW_TYPE
+from udfs.scoring_operator import EVICTIONS, ScoreEntityWindows
 from udfs.shard import shard_key
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class JobTables:
     anomalies: Mapping[str, str]
     scored_windows: Mapping[str, str]
     raw_events: Mapping[str, str] | None = None
+    entity_evictions: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ class LocalOutputs:
         """Valid raw payloads, Hive-partitioned by event time."""
         return self.root / "raw-events"
 
+    @property
+    def entity_evictions(self) -> Path:
+        """Entities dropped to keep each shard within ``scoring.max_entities``."""
+        return self.root / "entity-evictions"
+
 
 def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
     """Filesystem source (one JSON payload per line) and local file sinks."""
@@ -93,6 +100,7 @@ def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
         anomalies=local_file_options(outputs.anomalies, "raw"),
         scored_windows=local_file_options(outputs.scored_windows, "json"),
         raw_events=local_file_options(outputs.raw_events, "raw"),
+        entity_evictions=local_file_options(outputs.entity_evictions, "json"),
     )
 
 
@@ -112,12 +120,19 @@ def create_environment(config: Config, local: bool):
     else:
         env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(job["parallelism"])
+    # Watermarks are emitted when the data advances them, never on a processing-time timer:
+    # the same input then gives the same late events and the same window closes (see
+    # flink_jobs.tables.source_ddl for why this stays cheap).
+    env.get_config().set_auto_watermark_interval(0)
     if job["checkpoint_interval_ms"]:
         env.enable_checkpointing(job["checkpoint_interval_ms"], CheckpointingMode.EXACTLY_ONCE)
     t_env = StreamTableEnvironment.create(env)
     table_config = t_env.get_config()
     table_config.set("table.local-time-zone", "UTC")
     table_config.set("pipeline.name", "clicksentry")
+    # Every SQL operator gets a uid derived from the plan, so a savepoint restores into the same
+    # SQL (the Python operator has its own, see define_pipeline).
+    table_config.set("table.exec.uid.generation", "ALWAYS")
     if job["idle_timeout_ms"]:
         table_config.set("table.exec.source.idle-timeout", f"{job['idle_timeout_ms']} ms")
     if job["checkpoint_interval_ms"] and local:
@@ -161,6 +176,7 @@ def create_source(t_env, config: Config, options: Mapping[str, str]) -> None:
             options,
             watermark_delay_ms=job["watermark_delay_ms"],
             max_future_ms=job["max_future_ms"],
+            max_ahead_ms=job["max_ahead_ms"],
         )
     )
 
@@ -222,19 +238,28 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
         .process(
             ScoreEntityWindows(
                 scoring["detector"],
+                shards,
                 WINDOW_MS,
                 scoring["max_gap_windows"],
                 scoring["entity_ttl_minutes"],
                 scoring["model_snapshot_windows"],
+                -(-scoring["max_entities"] // shards),  # per shard, rounded up
             ),
             output_type=SCORED_ROW_TYPE,
         )
         .name("score-entity-windows")
+        .uid("score-entity-windows")
     )
     schema = Schema.new_builder()
     for name, sql_type in scored_sql_columns():
         schema.column(name, sql_type)
     t_env.create_temporary_view("scored", t_env.from_data_stream(scored, schema.build()))
+    evictions = Schema.new_builder()
+    for name, _, sql_type in EVICTION_COLUMNS:
+        evictions.column(name, sql_type)
+    t_env.create_temporary_view(
+        "evictions", t_env.from_data_stream(scored.get_side_output(EVICTIONS), evictions.build())
+    )
 
     t_env.execute_sql(sink_ddl("dead_letters", DEAD_LETTER_COLUMNS, tables.dead_letters))
     t_env.execute_sql(sink_ddl("anomalies", [("record", "STRING")], tables.anomalies))
@@ -242,12 +267,13 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
         sink_ddl("scored_windows", scored_sql_columns(), tables.scored_windows, ("dt", "hour"))
     )
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(
-        "INSERT INTO dead_letters SELECT payload, reason, event_time "
-        "FROM classified WHERE reason IS NOT NULL"
-    )
+    statements.add_insert_sql(f"INSERT INTO dead_letters {dead_letter_select_sql('classified')}")
     statements.add_insert_sql("INSERT INTO anomalies SELECT record FROM scored WHERE is_anomaly")
     statements.add_insert_sql("INSERT INTO scored_windows SELECT * FROM scored")
+    if tables.entity_evictions is not None:
+        columns = [(name, sql_type) for name, _, sql_type in EVICTION_COLUMNS]
+        t_env.execute_sql(sink_ddl("entity_evictions", columns, tables.entity_evictions))
+        statements.add_insert_sql("INSERT INTO entity_evictions SELECT * FROM evictions")
     if tables.raw_events is not None:
         t_env.execute_sql(
             sink_ddl("raw_events", [("payload", "STRING"), *PARTITION_COLUMNS],

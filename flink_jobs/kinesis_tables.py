@@ -14,11 +14,14 @@ Where each output goes:
 * dead letters → ``kinesis.dead_letter_stream_arn`` (JSON), or ``<archive>/dead-letters/`` if
   that setting is empty;
 * scored windows and raw events → ``<archive>/scored-windows/`` and ``<archive>/raw-events/``,
-  Hive-partitioned ``dt=/hour=``, files committed on checkpoints.
+  Hive-partitioned ``dt=/hour=``, files committed on checkpoints;
+* entities dropped to keep each shard within ``scoring.max_entities`` →
+  ``<archive>/entity-evictions/``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import socket
@@ -119,33 +122,97 @@ def source_options(
     }
 
 
+def is_loopback_http(endpoint: str | None) -> bool:
+    """Whether ``endpoint`` is plain ``http://`` on loopback (127.0.0.0/8, ``localhost``, ::1).
+
+    >>> is_loopback_http("http://127.0.0.1:4568"), is_loopback_http("http://[::1]:4568")
+    (True, True)
+    >>> is_loopback_http("https://127.0.0.1:4567"), is_loopback_http("http://10.0.0.5:4568")
+    (False, False)
+    """
+    if not endpoint:
+        return False
+    parsed = urlparse(endpoint)
+    if parsed.scheme != "http" or not parsed.hostname:
+        return False
+    if parsed.hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parsed.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+#: ``PutRecords`` takes at most 5 MiB per call (and 500 records, 1 MiB per record).
+PUT_RECORDS_MAX_BYTES = 5 * 1024 * 1024
+#: Bounded buffering per sink subtask (the async sink's options). A full buffer blocks the
+#: writer, so a throttled stream slows the job down (backpressure) instead of growing memory or
+#: checkpoint state without bound; every buffered record is in the checkpoint and is drained
+#: before the checkpoint completes. See docs/kinesis.md.
+ANOMALY_SINK_BUFFERING = {"batch": 500, "buffered": 2000, "inflight": 16, "timeout_ms": 1000}
+#: Dead letters carry a raw payload (capped by the job so that one record stays under 1 MiB),
+#: so fewer are buffered: at most 100 records, whatever their size.
+DEAD_LETTER_SINK_BUFFERING = {"batch": 50, "buffered": 100, "inflight": 8, "timeout_ms": 1000}
+
+
 def sink_options(
     stream: StreamRef,
     endpoint: str | None = None,
     fmt: Mapping[str, str] | None = None,
     partitioner: str | None = None,
+    buffering: Mapping[str, int] | None = None,
 ) -> dict[str, str]:
-    """Options of a table writing to ``stream``.
+    """Options of a table writing to ``stream`` with ``PutRecords``.
 
     Partition keys come from ``PARTITIONED BY`` columns, or from ``partitioner`` (``"random"``,
     or a class such as :data:`ENTITY_PARTITIONER` for a single ``raw`` JSON column).
 
-    Against a local endpoint the SDK v2 client is told to speak HTTP/1.1 (plain HTTP has no
-    HTTP/2) and to trust the emulator's certificate, as the connector's own tests do.
+    Failed entries are retried, not fatal (``sink.fail-on-error`` off: the sink requeues the
+    entries a ``PutRecords`` reply reports as throttled), and the buffer is bounded
+    (``buffering``, default :data:`ANOMALY_SINK_BUFFERING`), so throttling becomes
+    backpressure rather than a restart loop.
 
     >>> ref = parse_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/a", "s")
-    >>> sink_options(ref, "http://127.0.0.1:4568")["aws.http.protocol.version"]
-    'HTTP1_1'
-    >>> "aws.endpoint" in sink_options(ref)
-    False
+    >>> opts = sink_options(ref)
+    >>> opts["sink.fail-on-error"], opts["sink.batch.max-size"], opts["sink.flush-buffer.size"]
+    ('false', '500', '5242880')
+    >>> opts["sink.requests.max-buffered"], opts["sink.requests.max-inflight"]
+    ('2000', '16')
+    >>> "aws.endpoint" in opts, "aws.trust.all.certificates" in opts
+    (False, False)
+
+    Certificates are trusted blindly only for the local emulators: plain ``http://`` on
+    loopback, where the SDK v2 client is also told to speak HTTP/1.1 (no HTTP/2 without TLS).
+    Any ``https://`` endpoint — a VPC or FIPS endpoint, even one on loopback — is verified:
+
+    >>> local = sink_options(ref, "http://127.0.0.1:4568")
+    >>> local["aws.trust.all.certificates"], local["aws.http.protocol.version"]
+    ('true', 'HTTP1_1')
+    >>> tls_local = sink_options(ref, "https://127.0.0.1:4567")
+    >>> "aws.trust.all.certificates" in tls_local, "aws.http.protocol.version" in tls_local
+    (False, False)
+    >>> vpc = sink_options(ref, "https://vpce-0a1b.kinesis.us-east-1.vpce.amazonaws.com")
+    >>> vpc["aws.endpoint"], "aws.trust.all.certificates" in vpc
+    ('https://vpce-0a1b.kinesis.us-east-1.vpce.amazonaws.com', False)
     """
+    buffer = {**ANOMALY_SINK_BUFFERING, **(buffering or {})}
     options = {**_client_options(stream, endpoint), **(fmt or {"format": "json"})}
     if partitioner:
         options["sink.partitioner"] = partitioner
-    if endpoint:
+    if endpoint and urlparse(endpoint).scheme == "http":
         options["aws.http.protocol.version"] = "HTTP1_1"
+    if is_loopback_http(endpoint):
         options["aws.trust.all.certificates"] = "true"
-    options["sink.fail-on-error"] = "true"
+    options.update(
+        {
+            "sink.fail-on-error": "false",
+            "sink.batch.max-size": str(buffer["batch"]),
+            "sink.flush-buffer.size": str(PUT_RECORDS_MAX_BYTES),
+            "sink.requests.max-buffered": str(buffer["buffered"]),
+            "sink.requests.max-inflight": str(buffer["inflight"]),
+            "sink.flush-buffer.timeout": str(buffer["timeout_ms"]),
+        }
+    )
     return options
 
 
@@ -242,7 +309,13 @@ def job_tables(settings: KinesisSettings) -> JobTables:
     """The :class:`~flink_jobs.job.JobTables` of the job on Kinesis and S3."""
     json_lines = {"format": "json"}
     if settings.dead_letters is not None:
-        dead_letters = sink_options(settings.dead_letters, settings.endpoint, json_lines, "random")
+        dead_letters = sink_options(
+            settings.dead_letters,
+            settings.endpoint,
+            json_lines,
+            "random",
+            DEAD_LETTER_SINK_BUFFERING,
+        )
     else:
         dead_letters = s3_archive_options(settings.archive + "dead-letters/", "archive.path")
     return JobTables(
@@ -256,6 +329,9 @@ def job_tables(settings: KinesisSettings) -> JobTables:
             **s3_archive_options(settings.archive + "raw-events/", "archive.path"),
             "format": "raw",
         },
+        entity_evictions=s3_archive_options(
+            settings.archive + "entity-evictions/", "archive.path"
+        ),
     )
 
 

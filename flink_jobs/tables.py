@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from flink_jobs.events import rowtime_sql, sql_string
+from flink_jobs.events import MAX_PAYLOAD_CHARS, rowtime_sql, sql_string
 from udfs.scored_window import SCORED_COLUMNS
 
-#: Columns of the dead-letter sink.
-DEAD_LETTER_COLUMNS = (("payload", "STRING"), ("reason", "STRING"), ("event_time_ms", "BIGINT"))
+#: Columns of the dead-letter sink (:func:`dead_letter_select_sql` fills them).
+DEAD_LETTER_COLUMNS = (
+    ("payload", "STRING"),
+    ("reason", "STRING"),
+    ("event_time_ms", "BIGINT"),
+    ("payload_chars", "BIGINT"),
+    ("payload_sha256", "STRING"),
+)
 PARTITION_COLUMNS = (("dt", "STRING"), ("hour", "STRING"))
 
 
@@ -27,22 +33,34 @@ def with_clause(options: Mapping[str, str]) -> str:
 
 
 def source_ddl(
-    name: str, options: Mapping[str, str], *, watermark_delay_ms: int, max_future_ms: int
+    name: str,
+    options: Mapping[str, str],
+    *,
+    watermark_delay_ms: int,
+    max_future_ms: int,
+    max_ahead_ms: int,
 ) -> str:
     """The click source: one raw payload per record, its event time and a watermark.
 
+    The watermark trails the largest event time by ``watermark_delay_ms``, in whole seconds of
+    event time: emitted as soon as it advances (the job sets the periodic interval to 0, see
+    :func:`flink_jobs.job.create_environment`), it moves at most once per second of event time,
+    at points the data alone decides — so late events and window closes do not depend on
+    processing-time timers.
+
     >>> ddl = source_ddl("clicks", {"connector": "datagen"}, watermark_delay_ms=5000,
-    ...                  max_future_ms=60000)
-    >>> "WATERMARK FOR ts AS ts - INTERVAL '5.000' SECOND" in ddl
-    True
+    ...                  max_future_ms=60000, max_ahead_ms=300000)
+    >>> print(ddl.split("WATERMARK FOR ts AS ")[1].split(") WITH")[0])
+    CAST(FLOOR(CAST(ts AS TIMESTAMP(3)) TO SECOND) AS TIMESTAMP_LTZ(3)) - INTERVAL '5.000' SECOND
     """
     if not isinstance(watermark_delay_ms, int) or watermark_delay_ms < 0:
         raise ValueError("watermark_delay_ms must be a non-negative int")
     return (
         f"CREATE TEMPORARY TABLE {name} ("
         f"payload STRING, "
-        f"ts AS {rowtime_sql(max_future_ms)}, "
-        f"WATERMARK FOR ts AS ts - INTERVAL '{watermark_delay_ms / 1000:.3f}' SECOND"
+        f"ts AS {rowtime_sql(max_future_ms, max_ahead_ms)}, "
+        "WATERMARK FOR ts AS CAST(FLOOR(CAST(ts AS TIMESTAMP(3)) TO SECOND) AS TIMESTAMP_LTZ(3))"
+        f" - INTERVAL '{watermark_delay_ms / 1000:.3f}' SECOND"
         f") {with_clause(options)}"
     )
 
@@ -73,3 +91,23 @@ def scored_sql_columns() -> list[tuple[str, str]]:
 def local_file_options(path: Path, fmt: str) -> dict[str, str]:
     """Options of a local filesystem table (source or sink)."""
     return {"connector": "filesystem", "path": str(path.resolve()), "format": fmt}
+
+
+def dead_letter_select_sql(view: str, max_chars: int = MAX_PAYLOAD_CHARS) -> str:
+    """SQL selecting the dead letters of ``view``, a payload kept whole up to ``max_chars``.
+
+    A longer payload keeps its first ``max_chars`` characters, its length and the SHA-256 of the
+    whole of it, so a dead letter always fits a Kinesis record (1 MiB) and nothing is lost
+    without a trace.
+
+    >>> print(dead_letter_select_sql("classified", max_chars=10))
+    SELECT CASE WHEN CHAR_LENGTH(payload) > 10 THEN SUBSTRING(payload, 1, 10) ELSE payload END, reason, event_time, CHAR_LENGTH(payload), CASE WHEN CHAR_LENGTH(payload) > 10 THEN SHA256(payload) END FROM classified WHERE reason IS NOT NULL
+    """  # noqa: E501
+    if not isinstance(max_chars, int) or max_chars < 1:
+        raise ValueError("max_chars must be a positive int")
+    over = f"CHAR_LENGTH(payload) > {max_chars}"
+    return (
+        f"SELECT CASE WHEN {over} THEN SUBSTRING(payload, 1, {max_chars}) ELSE payload END, "
+        f"reason, event_time, CHAR_LENGTH(payload), CASE WHEN {over} THEN SHA256(payload) END "
+        f"FROM {view} WHERE reason IS NOT NULL"
+    )

@@ -36,12 +36,17 @@ RETRYABLE_CALL_ERRORS = frozenset(
 
 @dataclass
 class ProduceResult:
-    """Counts of one produce run: records accepted, records given up on, calls and retries."""
+    """Counts of one produce run: records accepted, records given up on, calls and retries.
+
+    ``failed`` counts every record not sent: those given up on after the last attempt and the
+    ``too_large`` ones (over Kinesis's 1 MiB record limit, never sent).
+    """
 
     sent: int = 0
     failed: int = 0
     calls: int = 0
     retried_records: int = 0
+    too_large: int = 0
 
 
 def partition_key(data: bytes) -> str:
@@ -62,6 +67,15 @@ def _entry(line: str | bytes) -> dict[str, object]:
 
 def _size(entry: dict[str, object]) -> int:
     return len(entry["Data"]) + len(entry["PartitionKey"])  # type: ignore[arg-type]
+
+
+def record_size(line: str | bytes) -> int:
+    """Bytes a line counts for against Kinesis's 1 MiB record limit: data plus partition key.
+
+    >>> record_size("é"), record_size(b"x" * MAX_BYTES_PER_RECORD) > MAX_BYTES_PER_RECORD
+    (34, True)
+    """
+    return _size(_entry(line))
 
 
 def batches(
@@ -138,6 +152,8 @@ class Producer:
     ):
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.client = client
         self.stream_arn = stream_arn
         self.rate = rate
@@ -197,22 +213,44 @@ def produce(
     rate: float | None = None,
     batch_size: int = MAX_RECORDS_PER_CALL,
     on_batch: Callable[[ProduceResult], None] | None = None,
+    max_attempts: int = 12,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ProduceResult:
     """Send every line to the stream; returns the counts (``sent + failed`` = lines given).
 
-    Records larger than Kinesis's 1 MiB limit are counted as failed without being sent. With a
-    rate, calls shrink to about a tenth of a second's worth of records so the pace stays smooth.
+    A line over Kinesis's 1 MiB record limit (data plus partition key) is rejected: it is never
+    sent, an error names its line number and size, and it counts in ``too_large`` and ``failed``
+    (so ``clicksentry produce`` exits non-zero). With a rate, calls shrink to about a tenth of a
+    second's worth of records so the pace stays smooth.
+
+    >>> class Kinesis:
+    ...     def put_records(self, StreamARN, Records):
+    ...         return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"}] * len(Records)}
+    >>> produce(["a", "b", "x" * MAX_BYTES_PER_RECORD], Kinesis(), "arn")
+    ProduceResult(sent=2, failed=1, calls=1, retried_records=0, too_large=1)
     """
-    producer = Producer(client, stream_arn, rate=rate)
+    producer = Producer(client, stream_arn, rate=rate, max_attempts=max_attempts, sleep=sleep)
     if rate is not None:
         batch_size = min(batch_size, max(1, int(rate // 10)))
-    for batch in batches(lines, batch_size):
-        fits = [e for e in batch if _size(e) <= MAX_BYTES_PER_RECORD]
-        if len(fits) < len(batch):
-            log.error("%d records exceed 1 MiB and are not sent", len(batch) - len(fits))
-            producer.result.failed += len(batch) - len(fits)
-        if fits:
-            producer.send(fits)
+
+    def fitting() -> Iterator[str | bytes]:
+        for number, line in enumerate(lines, 1):
+            size = record_size(line)
+            if size > MAX_BYTES_PER_RECORD:
+                log.error(
+                    "line %d not sent: %d bytes with its partition key, over the %d-byte "
+                    "Kinesis record limit",
+                    number,
+                    size,
+                    MAX_BYTES_PER_RECORD,
+                )
+                producer.result.too_large += 1
+                producer.result.failed += 1
+                continue
+            yield line
+
+    for batch in batches(fitting(), batch_size):
+        producer.send(batch)
         if on_batch is not None:
             on_batch(producer.result)
     return producer.result

@@ -92,8 +92,11 @@ def run_summary(
     dead_letters: Iterable[Mapping[str, Any]],
     windows: Iterable[Mapping[str, Any]],
     truth: Mapping[str, Any] | None,
+    evictions: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``run-summary.json`` document of a finished run.
+
+    ``evictions`` are the entities the job dropped to stay within ``scoring.max_entities``.
 
     >>> s = run_summary(3, [{"reason": "late"}], [{"entity_type": "page", "entity_id": "p",
     ...     "window_end_ms": 10000, "is_anomaly": False, "events": 2.0}], None)
@@ -112,6 +115,7 @@ def run_summary(
         "windows_scored": len(windows),
         "windows_by_entity_type": dict(sorted(Counter(w["entity_type"] for w in windows).items())),
         "anomalies": sum(1 for w in windows if w["is_anomaly"]),
+        "entity_evictions": dict(sorted(Counter(e["entity_type"] for e in evictions).items())),
     }
     if truth is not None:
         summary.update(detection_summary(windows, truth))

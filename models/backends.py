@@ -27,7 +27,8 @@ SCORER_TYPES: dict[str, type[Scorer]] = {
 def make_scorer(kind: str, params: Mapping[str, Any] | None = None) -> Scorer:
     """Build a scorer of ``kind`` with ``params``; unknown kind or parameter → ``ValueError``.
 
-    A ``supervised-forest`` also takes ``artifact``, the path of a trained forest to load.
+    A ``supervised-forest`` also takes ``artifact``, the path of a trained forest to load, and
+    ``artifact_sha256``, its pinned SHA-256 (nothing loads without it).
 
     >>> type(make_scorer("rcf", {"num_trees": 10})).__name__
     'RandomCutForestScorer'

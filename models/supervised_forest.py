@@ -2,7 +2,8 @@
 
 The score is the forest's probability that a window is anomalous (0..1). The model is trained
 offline (:func:`models.training.train_supervised_forest`) and frozen: online it scores but does
-not learn, because live windows carry no labels. Its artefact is a skops file.
+not learn, because live windows carry no labels. Its artefact is a skops file, loaded only with
+its SHA-256 pinned (``artifact_sha256``; see :mod:`models.artifacts` and SECURITY.md).
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ class SupervisedForestScorer(Scorer):
     >>> forest = SupervisedForestScorer(n_estimators=5, feature_names=["x"])
     >>> forest = forest.fit(rows, [0, 0, 1, 1] * 5)
     >>> path = Path(tempfile.mkdtemp()) / "rf.skops"
-    >>> forest.save(path)
-    >>> loaded = SupervisedForestScorer.load(path)
+    >>> pin = forest.save(path)  # the artefact's SHA-256, to pin wherever it is loaded
+    >>> loaded = SupervisedForestScorer.load(path, sha256=pin)
     >>> bool(loaded.score_rows(np.array([[5.1]]))[0] > 0.5), loaded.readiness
     (True, 1.0)
+    >>> SupervisedForestScorer.from_params({"artifact": str(path)})
+    Traceback (most recent call last):
+    ...
+    ValueError: scorer 'supervised-forest': 'artifact' needs 'artifact_sha256' (its SHA-256 pin)
     """
 
     kind = "supervised-forest"
@@ -57,20 +62,37 @@ class SupervisedForestScorer(Scorer):
         self.model_: RandomForestClassifier | None = None
 
     @classmethod
-    def load(cls, path: str | Path, **params: Any) -> Self:
-        """A forest trained and written by :meth:`save`, ready to score (``params`` as above)."""
+    def load(cls, path: str | Path, sha256: str, **params: Any) -> Self:
+        """A forest written by :meth:`save`, ready to score, if its SHA-256 is the pin ``sha256``.
+
+        ``params`` as above. The pin is what :meth:`save` returned (or
+        :func:`models.artifacts.file_sha256` of the file); a file changed since is refused.
+        """
         scorer = super().from_params(params)
-        state = artifacts.load(Path(path))
+        state = artifacts.load(Path(path), sha256=sha256)
         scorer.model_ = state["model_"]
         scorer.feature_names_ = tuple(state["feature_names_"])
         return scorer
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Self:
-        """Build with ``params``; ``artifact`` (a path) loads a trained forest (:meth:`load`)."""
+        """Build with ``params``; ``artifact`` (a path) + ``artifact_sha256`` load a trained forest.
+
+        >>> SupervisedForestScorer.from_params({"n_estimators": 3}).readiness
+        0.0
+        """
         params = dict(params or {})
         artifact = params.pop("artifact", None)
-        return super().from_params(params) if artifact is None else cls.load(artifact, **params)
+        sha256 = params.pop("artifact_sha256", None)
+        if artifact is None:
+            if sha256 is not None:
+                raise ValueError(f"scorer {cls.kind!r}: 'artifact_sha256' without 'artifact'")
+            return super().from_params(params)
+        if not sha256:
+            raise ValueError(
+                f"scorer {cls.kind!r}: 'artifact' needs 'artifact_sha256' (its SHA-256 pin)"
+            )
+        return cls.load(artifact, sha256, **params)
 
     def fit(self, rows: np.ndarray, labels: np.ndarray) -> Self:
         """Train on a validated matrix and 0/1 labels (both classes needed)."""
@@ -100,11 +122,11 @@ class SupervisedForestScorer(Scorer):
             return np.zeros(len(rows))
         return self.model_.predict_proba(rows)[:, 1]
 
-    def save(self, path: str | Path) -> None:
-        """Write the trained model as a skops artefact."""
+    def save(self, path: str | Path) -> str:
+        """Write the trained model as a skops artefact; returns its SHA-256 (the pin to load it)."""
         if self.model_ is None:
             raise ValueError("nothing to save: the forest is not trained")
-        artifacts.save(
+        return artifacts.save(
             {"model_": self.model_, "feature_names_": list(self.feature_names_ or ())}, path
         )
 
@@ -116,4 +138,5 @@ class SupervisedForestScorer(Scorer):
     def _set_state(self, state: Mapping[str, Any]) -> None:
         super()._set_state(state)
         if state["model_"] is not None:
+            # the job's own state (a checkpoint it wrote): no pin, skops' trusted types only
             self.model_ = artifacts.loads(state["model_"])

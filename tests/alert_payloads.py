@@ -49,6 +49,34 @@ def encode(anomaly: dict[str, Any]) -> bytes:
     return json.dumps(anomaly, separators=(",", ":")).encode()
 
 
+def malformed_cases() -> list[dict[str, Any]]:
+    """tests/events/malformed-anomaly-records.json, each case with its Kinesis ``kinesis_data``.
+
+    A case gives the data as base64 (``kinesis_data``), as text built from repeated parts
+    (``data_parts``: ``[text, times]``), or as the documented anomaly with some fields replaced
+    by raw JSON text (``raw_fields``: a string or parts).
+    """
+    cases = []
+    for case in load("malformed-anomaly-records.json"):
+        if "kinesis_data" not in case:
+            text = _joined(case["data_parts"]) if "data_parts" in case else _with_raw(case)
+            case = {**case, "kinesis_data": base64.b64encode(text.encode()).decode()}
+        cases.append(case)
+    return cases
+
+
+def _joined(parts: str | list[list[Any]]) -> str:
+    return parts if isinstance(parts, str) else "".join(text * times for text, times in parts)
+
+
+def _with_raw(case: dict[str, Any]) -> str:
+    fields = case["raw_fields"]
+    text = json.dumps({**load("anomaly-clicks-high.json"), **{n: f"@@{n}@@" for n in fields}})
+    for name, raw in fields.items():
+        text = text.replace(f'"@@{name}@@"', _joined(raw))
+    return text
+
+
 def new_shard_id() -> str:
     return f"shardId-{uuid.uuid4().int % 10**12:012d}"
 
@@ -176,3 +204,19 @@ def sns_fault_response(request, fault: str) -> AWSResponse:
         f"<RequestId>{fault}</RequestId></ErrorResponse>"
     )
     return AWSResponse(request.url, status, {}, _Body(xml.encode()))
+
+
+class SimulatedCrash(BaseException):
+    """The execution environment dying mid-invocation (timeout, out of memory): nothing catches
+    it, so no idempotency record is released and the handler returns nothing."""
+
+
+def dynamodb_fault_response(request) -> AWSResponse:
+    """DynamoDB throttling (HTTP 400 ProvisionedThroughputExceededException), JSON protocol."""
+    body = json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+            "message": "The level of configured provisioned throughput for the table was exceeded",
+        }
+    )
+    return AWSResponse(request.url, 400, {}, _Body(body.encode()))

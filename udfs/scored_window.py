@@ -1,8 +1,9 @@
-"""A scored window as the scoring operator emits it: the anomaly record and the sink row.
+"""What the scoring operator emits: the anomaly record and its sink row, and entity evictions.
 
 Every entity window gets an anomaly record (``docs/anomaly-record.md``), flagged or not; the
 sinks receive it as one row of :data:`SCORED_COLUMNS` — the record's JSON plus flat, queryable
-columns (the scored-window archive's schema, one home).
+columns (the scored-window archive's schema, one home). An entity dropped to keep a shard within
+``scoring.max_entities`` is reported as one row of :data:`EVICTION_COLUMNS` (a side output).
 
 >>> from models.detector import Verdict
 >>> v = Verdict(score=0.7, raw_score=5.6, threshold=0.5, is_anomaly=True, grade=0.4,
@@ -50,6 +51,16 @@ SCORED_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("hour", Types.STRING(), "STRING"),
 )
 SCORED_ROW_TYPE = Types.ROW_NAMED([c[0] for c in SCORED_COLUMNS], [c[1] for c in SCORED_COLUMNS])
+#: Columns of an entity eviction (name, PyFlink type, SQL type).
+EVICTION_COLUMNS: tuple[tuple[str, Any, str], ...] = (
+    ("entity_type", Types.STRING(), "STRING"),
+    ("entity_id", Types.STRING(), "STRING"),
+    ("last_seen_ms", Types.LONG(), "BIGINT"),
+    ("evicted_at_ms", Types.LONG(), "BIGINT"),
+)
+EVICTION_ROW_TYPE = Types.ROW_NAMED(
+    [c[0] for c in EVICTION_COLUMNS], [c[1] for c in EVICTION_COLUMNS]
+)
 #: Columns copied from the record as they are.
 _RECORD_COLUMNS = (
     "is_anomaly", "entity_type", "entity_id", "window_start", "window_end", "window_end_ms",

@@ -2,13 +2,21 @@
 
 :class:`ScoreEntityWindows` is the ``KeyedProcessFunction`` the job keys by shard
 (:func:`udfs.shard.shard_key`). Rows are buffered per window end and scored together when the
-watermark passes the window (one event-time timer per shard and window): scoring is batched,
-never per event. The logic lives in :mod:`udfs.shard`; this class only moves state in and out
-of Flink and emits :func:`udfs.scored_window.scored_row` rows.
+watermark passes the window: scoring is batched, never per event. The logic lives in
+:mod:`udfs.shard`; this class only moves state in and out of Flink and emits
+:func:`udfs.scored_window.scored_row` rows.
 
-Keyed state per shard, both ``ValueState``: ``shard`` (:class:`~udfs.shard.ShardState`: the
-entities' states and the pending rows, written on every change) and ``model`` (the shared
-detector's bytes, snapshotted every ``model_snapshot_windows`` windows).
+Keyed state per shard, all versioned msgpack bytes (never pickled classes):
+
+* ``entities`` — every entity's state and when it was last seen, and the last window closed
+  (``ValueState``, written when a window closes);
+* ``pending`` — rows waiting for their window to close (``MapState``, one entry per row);
+* ``model`` — the shared detector, written every ``model_snapshot_windows`` windows, and
+  ``journal`` — every batch the detector processed since (``ListState``). A restored shard loads
+  the model and replays the journal, so its detector is exactly where the checkpoint left it.
+
+Nothing expires on processing time: entities idle for ``entity_ttl_minutes`` of event time are
+dropped as windows close.
 """
 
 from __future__ import annotations
@@ -17,126 +25,179 @@ import logging
 from collections.abc import Iterator
 
 from pyflink.common import Row, Types
-from pyflink.common.time import Time
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.state import (
+    ListStateDescriptor,
+    MapStateDescriptor,
+    ValueStateDescriptor,
+)
 
 from models.detector import WindowDetector
 from models.features import FEATURE_NAMES
 from models.registry import make_detector
-from udfs.scored_window import scored_row
-from udfs.shard import ShardState, ShardWindows, WindowRow
+from udfs.scored_window import EVICTION_ROW_TYPE, scored_row
+from udfs.shard import (
+    Batch,
+    ShardState,
+    ShardWindows,
+    WindowRow,
+    batch_from_bytes,
+    batch_to_bytes,
+    pending_row_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_WATERMARK = 2**63 - 1
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+#: Side output: one row per entity dropped to keep a shard within its entity bound.
+EVICTIONS = OutputTag("entity-evictions", EVICTION_ROW_TYPE)
 
 
 class ScoreEntityWindows(KeyedProcessFunction):
-    """Flink wiring around :class:`~udfs.shard.ShardWindows`: buffers rows, fires per window.
+    """Flink wiring around :class:`~udfs.shard.ShardWindows`: buffers rows, closes windows.
 
     Args:
-        detector: registry name of the detector each new shard starts with.
+        detector: registry name of the detector each new shard starts with (a restored shard
+            must hold the same, else the job fails naming ``scoring.detector``).
+        shards: shards per entity type (kept in state: restoring under another count fails
+            naming ``scoring.shards_per_entity_type``).
         window_ms: the windows' length (the job's tumbling window).
         max_gap_windows: empty windows synthesised for an entity that went silent.
-        entity_ttl_minutes: entities idle this long (event time) are dropped; Flink's state TTL
-            (processing time, same length) clears abandoned shards.
+        entity_ttl_minutes: entities idle this long (event time) are dropped.
         model_snapshot_windows: the shared detector is written to state every this many windows
-            the shard scores: a restore resumes with a model at most that many windows old,
-            while entity states and pending rows are exact.
+            the shard closes; the batches in between are journalled.
+        max_entities: entities one shard keeps at most (the least recently seen beyond are
+            dropped, each reported on the :data:`EVICTIONS` side output).
     """
 
     def __init__(
         self,
         detector: str,
+        shards: int,
         window_ms: int,
         max_gap_windows: int,
         entity_ttl_minutes: int,
         model_snapshot_windows: int,
+        max_entities: int,
     ) -> None:
         self.detector_name = detector
+        self.shards = shards
         self.window_ms = window_ms
         self.max_gap_windows = max_gap_windows
         self.entity_ttl_minutes = entity_ttl_minutes
         self.model_snapshot_windows = model_snapshot_windows
+        self.max_entities = max_entities
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Declare the keyed state."""
-        # ReturnExpiredIfNotCleanedUp, not NeverReturnExpired: the latter turns PyFlink's state
-        # cache off for every state of the operator, and each update() then pickles the shard
-        # and writes it to the JVM synchronously (measured: most of the operator's time).
-        ttl = (
-            StateTtlConfig.new_builder(Time.minutes(self.entity_ttl_minutes))
-            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-            .set_state_visibility(StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
-            .build()
+        self.entities_state = runtime_context.get_state(ValueStateDescriptor("entities", BYTES))
+        self.pending_state = runtime_context.get_map_state(
+            MapStateDescriptor("pending", Types.STRING(), BYTES)
         )
-        states = {}
-        for name, type_info in (
-            ("shard", Types.PICKLED_BYTE_ARRAY()),
-            ("model", Types.PRIMITIVE_ARRAY(Types.BYTE())),  # WindowDetector.to_bytes()
-        ):
-            descriptor = ValueStateDescriptor(name, type_info)
-            descriptor.enable_time_to_live(ttl)
-            states[name] = runtime_context.get_state(descriptor)
-        self.shard_state, self.model_state = states["shard"], states["model"]
-        # Live objects by shard key, so a timer does not unpickle megabytes. Flink state stays
-        # the source of truth: a restored task starts with empty maps and reads the state.
-        self.shards: dict[str, ShardState] = {}
-        self.detectors: dict[str, WindowDetector] = {}
-        self.unsaved_windows: dict[str, int] = {}
+        self.model_state = runtime_context.get_state(ValueStateDescriptor("model", BYTES))
+        self.journal_state = runtime_context.get_list_state(ListStateDescriptor("journal", BYTES))
+        # Live objects by shard key, so a row or a timer does not decode megabytes. Flink state
+        # stays the source of truth: a restored task starts with empty maps and reads it.
+        self.live_shards: dict[str, ShardState] = {}
+        self.live_windows: dict[str, ShardWindows] = {}
+        self.journalled: dict[str, int] = {}
+        self.evicted: list[Row] = []
 
     def _shard(self, key: str) -> ShardState:
-        shard = self.shards.get(key) or self.shard_state.value() or ShardState()
-        self.shards[key] = shard
+        shard = self.live_shards.get(key)
+        if shard is None:
+            shard = ShardState.restore(
+                self.entities_state.value(), self.pending_state.values(), self.shards
+            )
+            self.live_shards[key] = shard
         return shard
 
-    def _detector(self, key: str) -> WindowDetector:
-        detector = self.detectors.get(key)
-        if detector is None:
-            held = self.model_state.value()
-            detector = (
-                WindowDetector.from_bytes(held)
-                if held is not None
-                else make_detector(self.detector_name)
+    def _windows(self, key: str) -> ShardWindows:
+        """The shard's window closer around its detector (restored from state, or new)."""
+        windows = self.live_windows.get(key)
+        if windows is None:
+            windows = ShardWindows(
+                self._restore_detector(key),
+                key.split("#", 1)[0],
+                self.window_ms,
+                self.max_gap_windows,
+                self.entity_ttl_minutes * 60_000,
+                on_batch=lambda batch: self._journal(key, batch),
+                max_entities=self.max_entities,
+                on_evict=lambda entity_id, seen, end: self.evicted.append(
+                    Row(key.split("#", 1)[0], entity_id, seen, end)
+                ),
             )
-            self.detectors[key] = detector
+            self.live_windows[key] = windows
+        return windows
+
+    def _restore_detector(self, key: str) -> WindowDetector:
+        held = self.model_state.value()
+        if held is None:
+            detector = make_detector(self.detector_name)
+        else:
+            detector = WindowDetector.from_bytes(held)
+            if detector.name != self.detector_name:
+                raise ValueError(
+                    f"scoring.detector: shard {key} was restored with detector"
+                    f" {detector.name!r}, the job is configured with {self.detector_name!r};"
+                    " keep the detector or start without state"
+                )
+        replayed = 0
+        for data in self.journal_state.get() or ():
+            detector.process(batch_from_bytes(data))
+            replayed += 1
+        self.journalled[key] = replayed
         return detector
 
+    def _journal(self, key: str, batch: Batch) -> None:
+        """Journal a batch the detector processed, or snapshot the detector instead."""
+        journalled = self.journalled.get(key, 0) + 1
+        if journalled >= self.model_snapshot_windows:
+            self.model_state.update(self.live_windows[key].detector.to_bytes())
+            self.journal_state.clear()
+            journalled = 0
+        else:
+            self.journal_state.add(batch_to_bytes(batch))
+        self.journalled[key] = journalled
+
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> None:
-        """Buffer the row under its window end; a timer fires when the watermark passes it."""
+        """Buffer the row under its window end and register the timers it may need."""
+        key = ctx.get_current_key()
         end = int(value.window_end_ms)
-        shard = self._shard(ctx.get_current_key())
-        shard.pending.setdefault(end, []).append(
-            WindowRow(
-                value.entity_id,
-                int(value.window_start_ms),
-                {name: float(value[name]) for name in FEATURE_NAMES},
-            )
+        row = WindowRow(
+            value.entity_id,
+            int(value.window_start_ms),
+            {name: float(value[name]) for name in FEATURE_NAMES},
         )
-        self.shard_state.update(shard)
-        ctx.timer_service().register_event_time_timer(end - 1)
+        self._shard(key).pending.setdefault(end, []).append(row)
+        self.pending_state.put(f"{end}/{row.entity_id}", pending_row_bytes(end, row))
+        # The window's own timer, and one per end where this entity may get an empty window:
+        # registered now, before the watermark passes them, they fire in event-time order.
+        for timer_end in (end, *self._windows(key).synthesis_ends(end)):
+            ctx.timer_service().register_event_time_timer(timer_end - 1)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
-        """Score every window of this shard that ends at ``timestamp + 1``."""
-        end = timestamp + 1
+        """Close, in order, every window of this shard due by ``timestamp + 1``."""
         key = ctx.get_current_key()
-        shard, detector = self._shard(key), self._detector(key)
-        rows = shard.pending.pop(end, [])
-        windows = ShardWindows(detector, key.split("#", 1)[0], self.window_ms, self.max_gap_windows)
+        shard, windows = self._shard(key), self._windows(key)
+        pending = {end: [r.entity_id for r in rows] for end, rows in shard.pending.items()}
         final = ctx.timer_service().current_watermark() >= MAX_WATERMARK
-        records = windows.close(end, rows, shard.entities, final)
-        shard.expire(end, self.entity_ttl_minutes * 60_000)
-        self.shard_state.update(shard)
-        unsaved = self.unsaved_windows.get(key, 0) + 1
-        if unsaved >= self.model_snapshot_windows or final:
-            self.model_state.update(detector.to_bytes())
-            unsaved = 0
-        self.unsaved_windows[key] = unsaved
-        if not final and windows.active(end, shard.entities):
-            ctx.timer_service().register_event_time_timer(end + self.window_ms - 1)
+        records = windows.close_due(shard, timestamp + 1, final)
+        if not records:
+            return
+        for end in {r["window_end_ms"] for r in records}:
+            for entity_id in pending.get(end, ()):
+                self.pending_state.remove(f"{end}/{entity_id}")
+        self.entities_state.update(shard.entities_to_bytes(self.shards))
         for record in records:
             if record["is_anomaly"]:
                 logger.info("anomaly %s score=%.3f kind=%s", record["anomaly_id"],
                             record["score"], record["kind"])
             yield scored_row(record)
+        evicted, self.evicted = self.evicted, []
+        if evicted:
+            logger.warning("shard %s dropped %d entities (scoring.max_entities)", key, len(evicted))
+        for row in evicted:
+            yield EVICTIONS, row

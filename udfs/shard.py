@@ -15,13 +15,20 @@ runs the detector over the batch and builds one record per window.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgpack
 
 from models.detector import WindowDetector
 from models.features import FEATURE_NAMES
 from udfs.scored_window import build_record
+
+#: Version of the bytes a shard keeps in Flink state (entities, pending rows, journal batches).
+STATE_VERSION = 1
+#: What the detector is handed per window: each entity's state bytes and its features.
+Batch = list[tuple[bytes | None, Mapping[str, float]]]
 
 
 def shard_key(entity_type: str, entity_id: str, shards: int) -> str:
@@ -47,12 +54,104 @@ class WindowRow:
     synthetic: bool = False
 
 
+def _check_version(version: Any, what: str) -> None:
+    if version != STATE_VERSION:
+        raise ValueError(f"{what} state version {version!r} is not {STATE_VERSION}")
+
+
+def pending_row_bytes(window_end_ms: int, row: WindowRow) -> bytes:
+    """One row waiting for its window to close, as versioned msgpack."""
+    values = [float(row.features[name]) for name in FEATURE_NAMES]
+    return msgpack.packb([STATE_VERSION, window_end_ms, row.entity_id, row.window_start_ms, values])
+
+
+def pending_row_from_bytes(data: bytes) -> tuple[int, WindowRow]:
+    """``(window_end_ms, row)`` from :func:`pending_row_bytes`.
+
+    >>> row = WindowRow("a", 0, dict.fromkeys(FEATURE_NAMES, 2.0))
+    >>> pending_row_from_bytes(pending_row_bytes(10_000, row)) == (10_000, row)
+    True
+    """
+    version, end, entity_id, start, values = msgpack.unpackb(data)
+    _check_version(version, "pending row")
+    return end, WindowRow(entity_id, start, dict(zip(FEATURE_NAMES, values, strict=True)))
+
+
+def batch_to_bytes(batch: Batch) -> bytes:
+    """A batch handed to the detector, as versioned msgpack (for replaying it).
+
+    >>> batch = [(None, dict.fromkeys(FEATURE_NAMES, 1.0)), (b"s", dict.fromkeys(FEATURE_NAMES, 0.0))]
+    >>> batch_from_bytes(batch_to_bytes(batch)) == batch
+    True
+    """  # noqa: E501
+    items = [[state, [float(features[n]) for n in FEATURE_NAMES]] for state, features in batch]
+    return msgpack.packb([STATE_VERSION, items])
+
+
+def batch_from_bytes(data: bytes) -> Batch:
+    """The batch of :func:`batch_to_bytes`."""
+    version, items = msgpack.unpackb(data)
+    _check_version(version, "journal")
+    return [(state, dict(zip(FEATURE_NAMES, values, strict=True))) for state, values in items]
+
+
 class ShardState:
-    """What one shard keeps: its entities and the rows waiting for their window to close."""
+    """What one shard keeps: its entities and the rows waiting for their window to close.
+
+    ``closed_until_ms`` is the end of the last window the shard closed (``None`` before the
+    first): windows close in order, each once.
+    """
 
     def __init__(self) -> None:
         self.entities: dict[str, EntityEntry] = {}
         self.pending: dict[int, list[WindowRow]] = {}
+        self.closed_until_ms: int | None = None
+
+    def entities_to_bytes(self, shards: int) -> bytes:
+        """The entities and the last closed window end as versioned msgpack.
+
+        ``shards`` (the job's shards per entity type) is kept with them: restored under another
+        shard count, an entity would live in two shards.
+        """
+        entities = [[e, entry.state, entry.last_seen_ms] for e, entry in self.entities.items()]
+        return msgpack.packb([STATE_VERSION, shards, self.closed_until_ms, entities])
+
+    @classmethod
+    def restore(
+        cls, entities: bytes | None, pending: Iterable[bytes], shards: int
+    ) -> ShardState:
+        """A shard from :meth:`entities_to_bytes` and its pending rows (:func:`pending_row_bytes`).
+
+        >>> shard = ShardState()
+        >>> shard.entities["a"] = EntityEntry(b"s", 10_000)
+        >>> row = WindowRow("a", 10_000, dict.fromkeys(FEATURE_NAMES, 1.0))
+        >>> copy = ShardState.restore(shard.entities_to_bytes(4), [pending_row_bytes(20_000, row)],
+        ...                           4)
+        >>> copy.entities, copy.pending[20_000] == [row]
+        ({'a': EntityEntry(state=b's', last_seen_ms=10000)}, True)
+        >>> ShardState.restore(shard.entities_to_bytes(4), [], 8)
+        Traceback (most recent call last):
+        ...
+        ValueError: scoring.shards_per_entity_type: the state was written with 4 shards per entity type, the job has 8; restore it with 4 or start without state
+        """  # noqa: E501
+        shard = cls()
+        if entities is not None:
+            version, written_shards, closed, items = msgpack.unpackb(entities)
+            _check_version(version, "shard")
+            if written_shards != shards:
+                raise ValueError(
+                    f"scoring.shards_per_entity_type: the state was written with {written_shards}"
+                    f" shards per entity type, the job has {shards}; restore it with"
+                    f" {written_shards} or start without state"
+                )
+            shard.closed_until_ms = closed
+            shard.entities = {e: EntityEntry(state, seen) for e, state, seen in items}
+        for data in pending:
+            end, row = pending_row_from_bytes(data)
+            shard.pending.setdefault(end, []).append(row)
+        for rows in shard.pending.values():
+            rows.sort(key=lambda r: r.entity_id)
+        return shard
 
     def expire(self, now_ms: int, ttl_ms: int) -> int:
         """Drop entities not seen for ``ttl_ms`` of event time; return how many.
@@ -67,9 +166,34 @@ class ShardState:
             del self.entities[entity_id]
         return len(idle)
 
+    def evict(self, max_entities: int) -> list[tuple[str, int]]:
+        """Keep at most ``max_entities``, dropping the least recently seen (then by id).
+
+        Returns ``(entity_id, last_seen_ms)`` of every entity dropped, in that order.
+
+        >>> shard = ShardState()
+        >>> for e, seen in (("c", 30), ("a", 10), ("b", 10)):
+        ...     shard.entities[e] = EntityEntry(None, seen)
+        >>> shard.evict(1), list(shard.entities)
+        ([('a', 10), ('b', 10)], ['c'])
+        """
+        excess = len(self.entities) - max_entities
+        if excess <= 0:
+            return []
+        oldest = sorted(self.entities.items(), key=lambda item: (item[1].last_seen_ms, item[0]))
+        evicted = [(entity_id, entry.last_seen_ms) for entity_id, entry in oldest[:excess]]
+        for entity_id, _ in evicted:
+            del self.entities[entity_id]
+        return evicted
+
 
 class ShardWindows:
     """Closes one shard's windows, one window end at a time.
+
+    ``on_batch`` is told every batch the detector has just processed (the operator journals them,
+    so a restored shard can bring its detector to the same point). A shard keeps at most
+    ``max_entities`` entities: after each window the least recently seen beyond that are dropped
+    and ``on_evict(entity_id, last_seen_ms, window_end_ms)`` is told of each.
 
     >>> from models.registry import make_detector
     >>> windows = ShardWindows(make_detector("rcf-kda"), "ad", window_ms=10_000,
@@ -86,12 +210,24 @@ class ShardWindows:
     """
 
     def __init__(
-        self, detector: WindowDetector, entity_type: str, window_ms: int, max_gap_windows: int
+        self,
+        detector: WindowDetector,
+        entity_type: str,
+        window_ms: int,
+        max_gap_windows: int,
+        entity_ttl_ms: int | None = None,
+        on_batch: Callable[[Batch], None] | None = None,
+        max_entities: int | None = None,
+        on_evict: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.detector = detector
         self.entity_type = entity_type
         self.window_ms = window_ms
         self.max_gap_ms = max_gap_windows * window_ms
+        self.entity_ttl_ms = entity_ttl_ms
+        self.on_batch = on_batch
+        self.max_entities = max_entities
+        self.on_evict = on_evict
 
     def silent(self, window_end_ms: int, seen: set[str], entities: Mapping[str, EntityEntry]):
         """Entities active within ``max_gap_windows`` that have no window ending here."""
@@ -123,9 +259,10 @@ class ShardWindows:
         if not rows:
             return []
         known = [entities.get(r.entity_id) for r in rows]
-        verdicts = self.detector.process(
-            [(k.state if k else None, r.features) for k, r in zip(known, rows, strict=True)]
-        )
+        batch = [(k.state if k else None, r.features) for k, r in zip(known, rows, strict=True)]
+        verdicts = self.detector.process(batch)
+        if self.on_batch is not None:
+            self.on_batch(batch)
         out = []
         for row, entry, (verdict, state) in zip(rows, known, verdicts, strict=True):
             last_seen = entry.last_seen_ms if row.synthetic and entry else window_end_ms
@@ -141,3 +278,57 @@ class ShardWindows:
     def active(self, window_end_ms: int, entities: Mapping[str, EntityEntry]) -> bool:
         """Whether any entity may still need a synthesised window after ``window_end_ms``."""
         return any(window_end_ms < e.last_seen_ms + self.max_gap_ms for e in entities.values())
+
+    def synthesis_ends(self, window_end_ms: int) -> list[int]:
+        """Window ends at which an entity last seen at ``window_end_ms`` may get an empty window.
+
+        >>> ShardWindows(None, "ad", window_ms=10, max_gap_windows=3).synthesis_ends(100)
+        [110, 120, 130]
+        """
+        return list(range(window_end_ms + self.window_ms, window_end_ms + self.max_gap_ms + 1,
+                          self.window_ms))
+
+    def next_due(self, shard: ShardState, up_to_ms: int, final: bool) -> int | None:
+        """The next window end the shard must close, if it is at most ``up_to_ms``.
+
+        That is the earliest end with waiting rows, or the end after the last one closed while
+        an entity may still need a synthesised window there (not at the end of the input).
+        """
+        due = [end for end in shard.pending if end <= up_to_ms]
+        closed = shard.closed_until_ms
+        if not final and closed is not None and self.active(closed, shard.entities):
+            due.append(closed + self.window_ms)
+        end = min(due, default=None)
+        return end if end is not None and end <= up_to_ms else None
+
+    def close_due(self, shard: ShardState, up_to_ms: int, final: bool) -> list[dict[str, Any]]:
+        """Close, in event-time order, every window of ``shard`` due up to ``up_to_ms``.
+
+        Each window's rows are scored in entity order, so the records and what the shared model
+        learns depend on the windows alone, not on the order rows arrived in; after each window,
+        entities idle for ``entity_ttl_ms`` of event time are dropped.
+
+        >>> from models.registry import make_detector
+        >>> windows = ShardWindows(make_detector("rcf-kda"), "ad", window_ms=10_000,
+        ...                        max_gap_windows=2)
+        >>> shard = ShardState()
+        >>> shard.pending[10_000] = [WindowRow("b", 0, dict.fromkeys(FEATURE_NAMES, 1.0)),
+        ...                          WindowRow("a", 0, dict.fromkeys(FEATURE_NAMES, 1.0))]
+        >>> records = windows.close_due(shard, 40_000, final=False)
+        >>> [(r["entity_id"], r["window_end_ms"], r["synthetic"]) for r in records][:3]
+        [('a', 10000, False), ('b', 10000, False), ('a', 20000, True)]
+        >>> len(records), shard.closed_until_ms
+        (6, 30000)
+        """
+        out: list[dict[str, Any]] = []
+        while (end := self.next_due(shard, up_to_ms, final)) is not None:
+            rows = sorted(shard.pending.pop(end, []), key=lambda row: row.entity_id)
+            out += self.close(end, rows, shard.entities, final)
+            shard.closed_until_ms = max(end, shard.closed_until_ms or end)
+            if self.entity_ttl_ms is not None:
+                shard.expire(end, self.entity_ttl_ms)
+            if self.max_entities is not None:
+                for entity_id, last_seen in shard.evict(self.max_entities):
+                    if self.on_evict is not None:
+                        self.on_evict(entity_id, last_seen, end)
+        return out

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         return run_kinesis.main(config)
     outputs = LocalOutputs(Path(config.get("job", "out_dir")))
     for stale in (outputs.anomalies, outputs.scored_windows, outputs.dead_letters,
-                  outputs.raw_events):
+                  outputs.raw_events, outputs.entity_evictions):
         shutil.rmtree(stale, ignore_errors=True)
     truth = None
     if args.events:
@@ -120,6 +120,7 @@ def main(args: argparse.Namespace) -> int:
         read_json_lines(outputs.dead_letters),
         read_json_lines(outputs.scored_windows),
         truth,
+        read_json_lines(outputs.entity_evictions),
     )
     summary["job_seconds"] = round(elapsed, 1)
     (outputs.root / "run-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -136,6 +137,8 @@ def _print_summary(s: dict, outputs: LocalOutputs) -> None:
     print(f"  reconciled       {ok:>9}  (in = windowed + dead letters)")
     print(f"  windows scored   {s['windows_scored']:>9}  {s['windows_by_entity_type']}")
     print(f"  anomalies        {s['anomalies']:>9}")
+    evicted = sum(s["entity_evictions"].values())
+    print(f"  entities evicted {evicted:>9}  {s['entity_evictions'] or ''} (scoring.max_entities)")
     if "labelled_anomalies" in s:
         print(f"  labelled         {s['labelled_detected']}/{s['labelled_anomalies']} detected, "
               f"{s['false_alerts']} false alerts, {s['control_alerts']} on the drift control")

@@ -10,6 +10,7 @@ import numpy as np
 
 from localdev.run_summary import read_json_lines
 from localdev.truth import ground_truth_labels
+from models import artifacts
 from models.features import FEATURE_NAMES
 from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, make_detector
 from models.training import archived_batches, labelled_inputs, train_supervised_forest
@@ -48,4 +49,6 @@ def main(args: argparse.Namespace) -> int:
     print(f"fit on the training rows: precision {tp / max(1, flagged.sum()):.2f}, "
           f"recall {tp / max(1, ys.sum()):.2f} at probability 0.5")
     print(f"artefact -> {args.artifact}")
+    print(f"sha256      {artifacts.file_sha256(args.artifact)}"
+          "  (pin it as scorer_params.artifact_sha256)")
     return 0

@@ -6,7 +6,8 @@ from alert_payloads import load
 
 from alerting.anomaly import parse_anomaly
 from alerting.config import DEFAULT_DASHBOARD_URL
-from alerting.message import build_message
+from alerting.event_text import record_json
+from alerting.message import BODY_LIMIT_BYTES, build_message
 from alerting.severity import Severity, severity_of
 from alerting.suppression import Action, decide
 
@@ -62,3 +63,83 @@ def test_body_reads_what_where_when_how_far_and_links_the_dashboard():
     assert json.loads(message.body.split("Anomaly record (JSON):\n", 1)[1]) == record
     assert message.attributes["severity"]["StringValue"] == Severity.CRITICAL.label
     assert message.attributes["alert_type"]["StringValue"] == Action.ALERT.value
+
+
+HOSTILE = load("anomaly-hostile-text.json")
+
+
+def hostile_record(entity_id: str) -> dict:
+    record = {**load("anomaly-clicks-high.json"), **HOSTILE}
+    del record["comment"], record["entity_id_suffix"]
+    record.update(entity_id=entity_id, anomaly_id=f"ad/{entity_id}/{record['window_end']}")
+    return record
+
+
+def test_text_from_events_is_one_line_escaped_and_never_a_link():
+    # GIVEN an anomaly whose entity id, kind, detector and feature name carry newlines, control
+    # and bidi characters, an address and links
+    entity_id = "ad-7" + HOSTILE["entity_id_suffix"]
+    record = hostile_record(entity_id)
+
+    # WHEN its alert is built
+    message = alert_for(record)
+
+    # THEN every value shows escaped and defanged, in subject, body lines and attributes
+    shown_id = "ad-7\\x0d\\x0aBcc: ops[@]evil[.]example http[:]//evil[.]example/login \\u202e<b>"
+    kind = "clicks high\\x0ahttp[:]//kind[.]example"
+    full_subject = f"[clicksentry CRITICAL] {kind} on ad {shown_id} at 2026-01-05 00:12:10Z"
+    assert message.subject == full_subject[:96] + "..."
+    assert message.attributes["entity_id"]["StringValue"] == shown_id
+    lines = message.body.splitlines()
+    assert lines[0] == f"CRITICAL: {kind} on ad {shown_id}"
+    assert lines[2] == (
+        "What:  clicks_high\\x0ahttp[:]//kind[.]example anomaly, score 0.71 (threshold 0.50, "
+        "grade 0.80, confidence 0.90), detector rcf-kda\\x07www[.]detector[.]example"
+    )
+    assert lines[3] == f"Where: ad {shown_id}"
+    assert lines[6] == (
+        "  - clicks\\x09visit www[.]evil[.]example HIGH: 340 vs expected 12 (28.3x normal), "
+        "strength 0.93"
+    )
+    # AND the only link is the dashboard's, the entity id percent-encoded inside it
+    assert lines[7] == (
+        "Dashboard: https://dashboard.clicksentry.invalid/entities/ad/ad-7%0D%0ABcc%3A%20ops%40"
+        "evil.example%20http%3A%2F%2Fevil.example%2Flogin%20%E2%80%AE%3Cb%3E"
+        "?from=1767571920000&to=1767571930000"
+    )
+    # AND nothing else in the message is clickable or breaks a line, yet the record is exact
+    body = message.body.replace(lines[7], "")
+    for text in [message.subject, body, *map(str, message.attributes.values())]:
+        assert "://" not in text and "evil.example" not in text and "@evil" not in text
+        assert all(line.isprintable() for line in text.splitlines())
+    assert "\r" not in message.body and "\u202e" not in message.body
+    assert json.loads(message.body.split("Anomaly record (JSON):\n", 1)[1]) == record
+
+
+def test_oversized_record_is_cut_below_the_body_limit_with_a_note():
+    # GIVEN an anomaly whose features carry 600 000 bytes and whose explanation has 50 features
+    record = load("anomaly-clicks-high.json")
+    record["features"]["padding"] = "x" * 600_000
+    record["explanation"] = {
+        f"feature_{n:02d}": {"DIRECTION": "HIGH", "STRENGTH": n / 100, "value": 2, "expected": 1}
+        for n in range(50)
+    }
+
+    # WHEN its alert is built
+    message = alert_for(record)
+
+    # THEN the body stays within the documented cap and says the record was cut
+    body = message.body.encode("utf-8")
+    assert len(body) <= BODY_LIMIT_BYTES == 200_000
+    full = len(record_json(record))
+    heading = next(line for line in message.body.splitlines() if line.startswith("Anomaly record"))
+    assert heading == (
+        f"Anomaly record (JSON, TRUNCATED: the first {heading.split()[6]} of {full} bytes; "
+        "the complete record is on the anomalies stream):"
+    )
+    assert int(heading.split()[6]) > 150_000
+    assert message.body.endswith("\n[... truncated]")
+    # AND the readable part lists the 20 strongest features, then how many more there are
+    assert "  - feature_49 HIGH: 2 vs expected 1 (2.0x normal), strength 0.49" in message.body
+    assert "  - feature_29 HIGH" not in message.body
+    assert "  - ... and 30 weaker features" in message.body

@@ -2,12 +2,18 @@
 
 GIVEN every line of tests/events/clicks_windows.jsonl plus hand-written edge cases (numbers as
 strings, booleans, nested objects, nulls, top-level arrays and scalars, trailing garbage,
-unicode escapes, duplicate keys, very large integers, empty and whitespace-only payloads, NULL);
-WHEN one Flink job evaluates, per payload, ``fields_sql()`` + the validation part of
-``reason_sql()`` next to ``parse_click(payload)`` and ``event_time_of(payload)`` from the jar;
-THEN the Java functions return the same fields and reason as the SQL, except on the listed
-payloads where the SQL departs from the README's "Click event schema" (there the Java follows
-the README, and the SQL's answer is pinned so that a change in it is noticed).
+unicode escapes, duplicate keys, very large integers, empty and whitespace-only payloads, NULL)
+and payloads at and over every limit (payload size, field lengths, control characters in entity
+ids, invalid UTF-8 bytes); WHEN one Flink job evaluates, per payload, ``fields_sql()`` + the
+validation part of ``reason_sql()`` next to ``parse_click(payload)`` and
+``event_time_of(payload)`` from the jar; THEN the Java functions return the same fields and
+reason as the SQL, except on the listed payloads where the SQL departs from the README's "Click
+event schema" (there the Java follows the README, and the SQL's answer is pinned so that a
+change in it is noticed), and the limit cases get exactly their expected reasons.
+
+Payloads the SQL cannot take — nesting deeper than the limit (SQL cannot count it; 10,000 deep
+takes its JSON functions over a minute) and 65,000- to 1,000,000-digit numbers (which it parses in
+full) — run through the Java functions alone, in a second job, against expected reasons.
 """
 
 from __future__ import annotations
@@ -20,7 +26,15 @@ from pathlib import Path
 import pytest
 
 from flink_jobs import aws_connectors
-from flink_jobs.events import FIELDS, fields_sql, reason_sql
+from flink_jobs.events import (
+    FIELDS,
+    MAX_DEPTH,
+    MAX_ID_CHARS,
+    MAX_PAYLOAD_CHARS,
+    MAX_TEXT_CHARS,
+    fields_sql,
+    reason_sql,
+)
 from flink_jobs.tables import local_file_options, with_clause
 
 pytestmark = pytest.mark.flink
@@ -178,6 +192,114 @@ EDGE_CASES = [
 ]
 
 
+
+
+def padded(chars: int, pad: str = "x") -> str:
+    """A valid click of exactly ``chars`` characters (code points), padded with ``pad``."""
+    short = raw("pad", '""')
+    return raw("pad", '"' + pad * (chars - len(short)) + '"')
+
+
+def with_raw_bytes(name: str, value: bytes) -> bytes:
+    """A valid click whose field ``name`` is the string of ``value``, bytes as they are."""
+    return line(**{name: ...})[:-1].encode() + f', "{name}": "'.encode() + value + b'"}'
+
+
+GARBAGE = b"\xff\xfe\xfd\x80\xbf"  # bytes that are never valid UTF-8
+CUT_INSIDE_A_CHARACTER = VALID[:-12].encode() + b"\xc3"
+DEEP = 10_000
+
+
+def nested(depth: int) -> str:
+    """JSON arrays nested ``depth`` deep: inside the payload's object, ``depth + 1`` open."""
+    return "[" * depth + "]" * depth
+
+
+#: The limits (flink_jobs/events.py, JsonLimits.java) on payloads the SQL twin also reads:
+#: payload -> the reason both must give.
+LIMIT_CASES = {
+    # payload size, in characters (code points), decided before parsing
+    padded(MAX_PAYLOAD_CHARS): None,
+    padded(MAX_PAYLOAD_CHARS + 1): "payload_too_large",
+    padded(MAX_PAYLOAD_CHARS, "\U0001f600"): None,  # more UTF-16 units than the limit
+    "x" * 2**20: "payload_too_large",  # 1 MiB, not JSON
+    GARBAGE * (2**20 // len(GARBAGE)): "payload_too_large",  # 1 MiB of invalid UTF-8
+    # invalid UTF-8 arrives decoded, each bad byte as U+FFFD
+    GARBAGE: "bad_json",
+    b"\xc3(" + VALID.encode(): "bad_json",
+    CUT_INSIDE_A_CHARACTER: "bad_json",
+    with_raw_bytes("page", b"caf" + GARBAGE): "bad_value:page",
+    with_raw_bytes("ad_id", b"\xc3"): "bad_value:ad_id",
+    with_raw_bytes("user_agent", GARBAGE): None,  # only entity ids are checked
+    HEAD.encode() + b', "' + GARBAGE + b'": 1}': None,  # an unknown key
+    with_raw_bytes("page", "café ☕".encode()): None,
+    # field lengths: ids and action 256 characters, user agent and referrer 4096
+    line(page="p" * MAX_ID_CHARS): None,
+    line(page="p" * (MAX_ID_CHARS + 1)): "too_long:page",
+    line(page="\U0001f600" * MAX_ID_CHARS): None,  # 512 UTF-16 units, 256 characters
+    line(ad_id="a" * (MAX_ID_CHARS + 1)): "too_long:ad_id",
+    line(campaign="c" * 100_000): "payload_too_large",
+    line(campaign="c" * 60_000): "too_long:campaign",
+    line(event_id="e" * (MAX_ID_CHARS + 1)): "too_long:event_id",
+    line(user_id="u" * (MAX_ID_CHARS + 1)): "too_long:user_id",
+    line(session_id="s" * (MAX_ID_CHARS + 1)): "too_long:session_id",
+    line(ip="1" * (MAX_ID_CHARS + 1)): "too_long:ip",
+    line(action="click" * 100): "too_long:action",
+    line(user_agent="m" * MAX_TEXT_CHARS, referrer="r" * MAX_TEXT_CHARS): None,
+    line(user_agent="m" * (MAX_TEXT_CHARS + 1)): "too_long:user_agent",
+    line(referrer="r" * (MAX_TEXT_CHARS + 1)): "too_long:referrer",
+    line(page="p" * 300, user_id={"a": 1}): "bad_type:user_id",
+    line(page="p" * 300, action="hover"): "too_long:page",
+    # numbers: an integer's text is its value; a float is a double
+    raw("user_id", "9" * MAX_ID_CHARS): None,
+    raw("user_id", "-" + "9" * MAX_ID_CHARS): "too_long:user_id",
+    raw("user_id", "9" * 5_000): "too_long:user_id",
+    raw("event_time", "9" * 5_000): "bad_type:event_time",
+    raw("event_time", json.dumps("9" * 5_000)): "bad_type:event_time",
+    raw("event_time", json.dumps("0" * 5_000 + str(T))): None,
+    raw("extra", "9" * 5_000): None,
+    raw("extra", "-0." + "9" * 5_000 + "e-99999999999"): None,
+    raw("user_id", "0." + "3" * 5_000): None,
+    raw("user_id", "1e999999999"): None,  # Infinity
+    # control characters and U+FFFD in entity ids (json.dumps escapes all but DEL)
+    line(page="a\x00b"): "bad_value:page",
+    line(page="line\nbreak"): "bad_value:page",
+    line(ad_id="a\x1fb"): "bad_value:ad_id",
+    line(campaign="a\x7fb"): "bad_value:campaign",
+    line(page="a\x85b"): "bad_value:page",
+    line(page="a\ufffdb"): "bad_value:page",
+    line(page="a\u2028b\u00a0c"): None,  # line separator, no-break space: not controls
+    line(user_id="a\x00b", ip="\t", user_agent="\x7f", referrer="\n"): None,
+    line(page="\x00" * (MAX_ID_CHARS + 1)): "too_long:page",
+    line(page="\x00", action="hover"): "bad_value:page",
+    # nesting within the limit: the payload's object and 31 arrays
+    raw("extra", nested(MAX_DEPTH - 1)): None,
+}
+EDGE_CASES += list(LIMIT_CASES)
+
+#: Payloads the SQL twin cannot take (nesting it cannot count, numbers it parses with a cost
+#: that grows with the square of their digits): payload -> (parse_click's reason,
+#: event_time_of). ``raw`` puts its field after event_time, where event_time_of stops.
+JAVA_ONLY_CASES = {
+    raw("extra", nested(MAX_DEPTH)): ("too_deep", T),
+    raw("extra", nested(DEEP)): ("too_deep", T),
+    raw("extra", '{"a":' * DEEP + "1" + "}" * DEEP): ("too_deep", T),
+    raw("extra", "[" * DEEP): ("too_deep", T),  # never closed: stops at the limit
+    raw("event_time", nested(DEEP)): ("too_deep", None),
+    HEAD.replace(f'"event_time": {T}, ', "") + f', "x": {nested(DEEP)}, "event_time": {T}}}': (
+        "too_deep",
+        None,
+    ),
+    nested(DEEP): ("bad_json", None),
+    raw("event_time", "9" * 1_000_000): ("payload_too_large", None),
+    raw("user_id", "9" * 1_000_000): ("payload_too_large", None),
+    raw("event_time", "9" * 65_000): ("bad_type:event_time", None),
+    raw("user_id", "9" * 65_000): ("too_long:user_id", T),
+    raw("extra", "9" * 65_000): (None, T),
+    raw("user_id", "0." + "3" * 65_000): (None, T),
+}
+
+
 def _time_not_an_integer(sql_time: int) -> dict:
     return {"event_time": (sql_time, None), "reason": (None, "bad_type:event_time")}
 
@@ -220,14 +342,25 @@ EVENT_TIME_OF_STOPS_EARLY = {
     HEAD + ', "event_time": "soon", "event_time": 5}': T,
     HEAD + ', "event_time": 5, "event_time": "soon"}': T,
     next(p for p in EXPECTED["dead_letters"] if "fx-bad-1" in p): T,
+    CUT_INSIDE_A_CHARACTER.decode("utf-8", "replace"): T,
 }
 
 
-def run_both(tmp_path: Path, payloads: list[str]) -> list[dict]:
+def as_bytes(payload: str | bytes) -> bytes:
+    return payload if isinstance(payload, bytes) else payload.encode("utf-8")
+
+
+def as_text(payload: str | bytes) -> str:
+    """A payload as the job sees it: the raw format decodes bytes, U+FFFD for invalid ones."""
+    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+
+
+def evaluate(tmp_path: Path, payloads: list[str | bytes], with_sql: bool = True) -> list[dict]:
+    """One Flink job: the jar's functions (and the SQL twin) on each payload line and NULL."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     source = tmp_path / "payloads.txt"
-    source.write_text("".join(p + "\n" for p in payloads), encoding="utf-8")
+    source.write_bytes(b"".join(as_bytes(p) + b"\n" for p in payloads))
     out = tmp_path / "out"
     t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
     config = t_env.get_config()
@@ -247,7 +380,8 @@ def run_both(tmp_path: Path, payloads: list[str]) -> list[dict]:
         f" {with_clause(local_file_options(source, 'raw'))}"
     )
     columns = ["payload STRING"]
-    columns += [f"sql_{f.name} {f.sql_type}" for f in FIELDS] + ["sql_reason STRING"]
+    if with_sql:
+        columns += [f"sql_{f.name} {f.sql_type}" for f in FIELDS] + ["sql_reason STRING"]
     columns += [f"java_{f.name} {f.sql_type}" for f in FIELDS] + ["java_reason STRING"]
     columns += ["java_event_time_of BIGINT"]
     t_env.execute_sql(
@@ -261,10 +395,12 @@ def run_both(tmp_path: Path, payloads: list[str]) -> list[dict]:
     validation = reason[: reason.index(cut)] + " END"
     java = ", ".join(f"j.{name} AS java_{name}" for name in [*NAMES, "reason"])
     sql = ", ".join(f"{name} AS sql_{name}" for name in NAMES)
+    sql_columns = f" {sql}, {validation} AS sql_reason," if with_sql else ""
+    sql_fields = f" {fields_sql()}," if with_sql else ""
     t_env.execute_sql(
-        f"INSERT INTO dst SELECT payload, {sql}, {validation} AS sql_reason, {java},"
+        f"INSERT INTO dst SELECT payload,{sql_columns} {java},"
         f" java_event_time_of FROM ("
-        f" SELECT payload, {fields_sql()}, parse_click(payload) AS j,"
+        f" SELECT payload,{sql_fields} parse_click(payload) AS j,"
         f" event_time_of(payload) AS java_event_time_of"
         f" FROM (SELECT payload FROM src UNION ALL SELECT CAST(NULL AS STRING)))"
     ).wait()
@@ -272,15 +408,31 @@ def run_both(tmp_path: Path, payloads: list[str]) -> list[dict]:
         json.loads(text)
         for path in sorted(out.rglob("*"))
         if path.is_file() and not path.name.startswith((".", "_"))
-        for text in path.read_text(encoding="utf-8").splitlines()
+        # not splitlines(): an id may hold U+0085 or U+2028, which JSON leaves unescaped
+        for text in path.read_text(encoding="utf-8").split("\n")
+        if text
     ]
+
+
+def by_payload(rows: list[dict]) -> dict:
+    return {row["payload"]: row for row in rows}
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
-    payloads = EVENTS.read_text(encoding="utf-8").splitlines() + EDGE_CASES
-    rows = run_both(tmp_path_factory.mktemp("parse-click"), payloads)
-    return {"payloads": payloads, "all_rows": rows, "rows": {row["payload"]: row for row in rows}}
+    inputs = EVENTS.read_text(encoding="utf-8").splitlines() + EDGE_CASES
+    rows = evaluate(tmp_path_factory.mktemp("parse-click"), inputs)
+    payloads = [as_text(p) for p in inputs]
+    return {"payloads": payloads, "all_rows": rows, "rows": by_payload(rows)}
+
+
+@pytest.fixture(scope="module")
+def java_only_rows(tmp_path_factory) -> dict:
+    return by_payload(evaluate(tmp_path_factory.mktemp("java-only"), [*JAVA_ONLY_CASES], False))
+
+
+#: Reasons given before any field is read (or when reading stopped): every field NULL.
+UNPARSED = {"payload_too_large", "bad_json", "too_deep"}
 
 
 def side(row: dict, prefix: str) -> dict:
@@ -303,11 +455,31 @@ def test_java_returns_the_sql_fields_and_reason(results):
             sql.pop(column)
             java.pop(column)
         if sql != java:
-            mismatches[payload] = {
+            mismatches[payload[:200]] = {
                 c: {"sql": sql[c], "java": java[c]} for c in sql if sql[c] != java[c]
             }
-    print(json.dumps(mismatches, indent=1, ensure_ascii=False))
+    print(json.dumps(mismatches, indent=1, ensure_ascii=False)[:20_000])
     assert not mismatches
+
+
+def test_limits_give_the_expected_reasons(results):
+    # THEN every payload at or over a limit gets exactly its reason (the SQL agrees, above)
+    got = {p: results["rows"][as_text(p)]["java_reason"] for p in LIMIT_CASES}
+    wrong = {as_text(p)[:80]: (got[p], want) for p, want in LIMIT_CASES.items() if got[p] != want}
+    assert not wrong
+
+
+def test_java_alone_bounds_depth_and_numbers(java_only_rows):
+    # GIVEN payloads the SQL twin cannot take (10,000-deep nesting, 65,000- and 1,000,000-digit
+    # numbers); THEN parse_click and event_time_of give exactly the expected answers
+    assert len(java_only_rows) == len(JAVA_ONLY_CASES) + 1
+    assert java_only_rows[None]["java_reason"] == "bad_json"
+    for payload, (reason, event_time_of) in JAVA_ONLY_CASES.items():
+        row = java_only_rows[payload]
+        got = (row["java_reason"], row["java_event_time_of"])
+        assert got == (reason, event_time_of), payload[:80]
+        if reason in UNPARSED:
+            assert all(row[f"java_{name}"] is None for name in NAMES), payload[:80]
 
 
 def test_clicks_windows_dead_letters_get_the_expected_reasons(results):
@@ -318,10 +490,10 @@ def test_clicks_windows_dead_letters_get_the_expected_reasons(results):
         assert results["rows"][payload]["java_reason"] == expected, payload
 
 
-def test_bad_json_has_no_fields(results):
+def test_unparsed_payloads_have_no_fields(results):
     for payload, row in results["rows"].items():
-        if row["java_reason"] == "bad_json":
-            assert all(row[f"java_{name}"] is None for name in NAMES), payload
+        if row["java_reason"] in UNPARSED:
+            assert all(row[f"java_{name}"] is None for name in NAMES), payload[:80]
 
 
 def test_event_time_of_is_the_parsed_event_time(results):
@@ -329,6 +501,6 @@ def test_event_time_of_is_the_parsed_event_time(results):
     # stopped reading before what made the payload bad or a duplicate key replaced the value
     assert set(EVENT_TIME_OF_STOPS_EARLY) <= set(results["rows"])
     for payload, row in results["rows"].items():
-        parsed = None if row["java_reason"] == "bad_json" else row["java_event_time"]
+        parsed = None if row["java_reason"] in UNPARSED else row["java_event_time"]
         expected = EVENT_TIME_OF_STOPS_EARLY.get(payload, parsed)
-        assert row["java_event_time_of"] == expected, payload
+        assert row["java_event_time_of"] == expected, (payload[:80], row["java_reason"])

@@ -53,6 +53,7 @@ def test_malformed_properties_file_is_named(tmp_path):
 
 def test_managed_flink_without_its_properties_file_fails_loudly(monkeypatch):
     monkeypatch.delenv("IS_LOCAL", raising=False)
+    monkeypatch.delenv("CLICKSENTRY_PROPERTIES", raising=False)
     missing = r"application_properties\.json: properties file not found"
     with pytest.raises(ConfigError, match=missing):
         load_config()
@@ -62,3 +63,9 @@ def test_local_runs_read_the_file_named_by_the_environment(monkeypatch, properti
     monkeypatch.setenv("IS_LOCAL", "1")
     monkeypatch.setenv("CLICKSENTRY_PROPERTIES", str(properties({"job": {"parallelism": "2"}})))
     assert load_config().get("job", "parallelism") == 2
+
+
+def test_a_self_managed_cluster_reads_the_file_named_by_the_environment(monkeypatch, properties):
+    monkeypatch.delenv("IS_LOCAL", raising=False)
+    monkeypatch.setenv("CLICKSENTRY_PROPERTIES", str(properties({"job": {"parallelism": "3"}})))
+    assert load_config().get("job", "parallelism") == 3

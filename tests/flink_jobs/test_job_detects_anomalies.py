@@ -21,6 +21,7 @@ from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, lo
 from localdev.cli import train
 from localdev.run_summary import read_json_lines, run_summary
 from localdev.simulator import SimulationConfig, simulate, write_simulation
+from models import artifacts
 from models.features import FEATURE_NAMES
 from models.supervised_forest import SupervisedForestScorer
 
@@ -97,6 +98,6 @@ def test_the_supervised_forest_trains_from_the_archive_and_the_ground_truth(run,
     ))
     # THEN the artefact loads through the trusted-type check and scores windows 0..1
     assert code == 0
-    scorer = SupervisedForestScorer.load(artifact)
+    scorer = SupervisedForestScorer.load(artifact, sha256=artifacts.file_sha256(artifact))
     scores = scorer.score_many([dict.fromkeys(FEATURE_NAMES, 0.0)])
     assert 0.0 <= float(scores[0]) <= 1.0

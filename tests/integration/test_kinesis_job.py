@@ -33,7 +33,8 @@ from localdev.simulator import SimulationConfig, simulate
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PROPERTIES = ROOT / "deploy" / "managed_flink" / "application_properties.json"
+# the local variant of the Managed Flink sample: same groups, emulator endpoints (docs/kinesis.md)
+SAMPLE_PROPERTIES = ROOT / "localdev" / "application_properties.local.json"
 BIN = Path(sys.executable).parent
 # ~25k events: kinesis-mock slows down as a shard fills (~1k records/s at best). Detection quality
 # is tested on the embedded source (tests/flink_jobs/test_job_detects_anomalies.py, a 4x longer
@@ -71,7 +72,8 @@ def scenario(aws_stack, tmp_path):
         )
     arns = {role: stack.stream_arn(name) for role, name in streams.items()}
     prefix = f"e2e-{run}/"
-    # the sample properties of the Managed Flink package, pointed at this scenario's resources
+    # the local sample properties (emulator variant of the Managed Flink sample), pointed at
+    # this scenario's resources
     groups = {
         g["PropertyGroupId"]: g["PropertyMap"] for g in json.loads(SAMPLE_PROPERTIES.read_text())
     }

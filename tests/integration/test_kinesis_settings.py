@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from flink_jobs import kinesis_tables
+from flink_jobs.config import load_config
 from localdev import stack
+from models.registry import DEFAULT_DETECTOR
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +83,77 @@ def test_bad_setting_fails_at_start_up_naming_it(
     assert "configuration error: " in result.stdout
     assert message in result.stdout, result.stdout
     assert "job " not in result.stdout.split("configuration error")[0]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "deploy" / "managed_flink" / "application_properties.json"
+LOCAL = ROOT / "localdev" / "application_properties.local.json"
+ARN = stack.stream_arn("clicksentry-anomalies")
+
+
+def sample_groups(path):
+    return {g["PropertyGroupId"]: g["PropertyMap"] for g in json.loads(path.read_text())}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "trust_all", "http1"),
+    [
+        ("http://127.0.0.1:4568", True, True),
+        ("http://localhost:4568", True, True),
+        ("http://[::1]:4568", True, True),
+        ("https://127.0.0.1:4567", False, False),
+        ("https://vpce-0abc-12345678.kinesis.us-east-1.vpce.amazonaws.com", False, False),
+        ("https://kinesis-fips.us-east-1.amazonaws.com", False, False),
+        ("http://10.0.0.7:4568", False, True),
+        (None, False, False),
+    ],
+)
+def test_certificates_are_trusted_blindly_only_on_plain_http_loopback(endpoint, trust_all, http1):
+    # GIVEN a sink on an endpoint WHEN its options are built
+    options = kinesis_tables.sink_options(kinesis_tables.parse_stream_arn(ARN, "s"), endpoint)
+    # THEN trust-all is set only for http:// on loopback; https:// keeps verification
+    assert ("aws.trust.all.certificates" in options) is trust_all
+    assert (options.get("aws.http.protocol.version") == "HTTP1_1") is http1
+
+
+def test_sinks_retry_failed_entries_with_bounded_buffers():
+    # GIVEN the job's tables on Kinesis WHEN their options are built
+    settings = kinesis_tables.settings_from(load_config(SHIPPED).values)
+    tables = kinesis_tables.job_tables(settings)
+    for sink in (tables.anomalies, tables.dead_letters):
+        # THEN a throttled entry is retried by the sink, never fatal (no restart loop)
+        assert sink["sink.fail-on-error"] == "false"
+        # AND PutRecords calls stay within 500 records / 5 MiB, buffers are bounded
+        assert 1 <= int(sink["sink.batch.max-size"]) <= 500
+        assert int(sink["sink.flush-buffer.size"]) == 5 * 1024 * 1024
+        assert int(sink["sink.batch.max-size"]) < int(sink["sink.requests.max-buffered"])
+    # AND dead letters (each up to ~1 MiB) buffer at most 100 records
+    assert int(tables.dead_letters["sink.requests.max-buffered"]) <= 100
+
+
+def test_the_shipped_sample_is_production_shaped():
+    # GIVEN the properties shipped in the Managed Flink zip
+    groups = sample_groups(SHIPPED)
+    config = load_config(SHIPPED)
+    settings = kinesis_tables.settings_from(config.values)
+    # THEN they name no emulator endpoint and no local-only setting
+    assert settings.endpoint is None and settings.s3_endpoint is None
+    assert "127.0.0.1" not in SHIPPED.read_text() and "localhost" not in SHIPPED.read_text()
+    # AND placeholder ARNs with an obvious account to replace, in one region
+    streams = [settings.clicks, settings.anomalies, settings.dead_letters]
+    assert {(s.account, s.region) for s in streams} == {("123456789012", "us-east-1")}
+    # AND the default detector, and an idle timeout as documented (a quiet shard cannot hold
+    # every window back)
+    assert "detector" not in groups["scoring"]
+    assert config.get("scoring", "detector") == DEFAULT_DETECTOR
+    assert config.get("job", "idle_timeout_ms") > 0
+
+
+def test_the_local_sample_is_the_shipped_one_on_the_emulators():
+    # GIVEN the local sample WHEN compared with the shipped one
+    local, shipped = sample_groups(LOCAL), sample_groups(SHIPPED)
+    # THEN it has the same groups, pointed at the emulators on loopback
+    assert local.keys() == shipped.keys()
+    assert kinesis_tables.is_loopback_http(local["kinesis"]["endpoint"])
+    assert kinesis_tables.is_loopback_http(local["archive"]["s3_endpoint"])
+    assert local["kinesis"]["clicks_stream_arn"] == stack.stream_arn(stack.CLICKS_STREAM)

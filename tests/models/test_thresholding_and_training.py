@@ -82,12 +82,15 @@ def test_supervised_forest_trained_from_labelled_windows(tmp_path, click_stream)
     artifact = tmp_path / "rf.skops"
     train_supervised_forest(rows, labels, [f"f{i}" for i in range(names)], artifact,
                             n_estimators=30)
-    # THEN a detector built on it loads the artefact and separates the classes
-    scorer = SupervisedForestScorer.load(artifact)
+    # THEN a detector built on it loads the artefact (pinned by its SHA-256) and separates
+    # the classes
+    pin = artifacts.file_sha256(artifact)
+    scorer = SupervisedForestScorer.load(artifact, sha256=pin)
     proba = scorer.score_rows(rows)
     assert proba[labels == 1].mean() > 0.5 > proba[labels == 0].mean()
     det = make_detector("rcf-level", {"scorer": "supervised-forest",
-                                      "scorer_params": {"artifact": str(artifact)}})
+                                      "scorer_params": {"artifact": str(artifact),
+                                                        "artifact_sha256": pin}})
     assert det.scorer_.readiness == 1.0
 
 

@@ -9,14 +9,16 @@ import java.io.IOException;
 /**
  * The {@code event_time} of a raw click-event payload in epoch ms, as {@link ParseClickEvent}
  * types it (an integer number, or a string of an integer, within BIGINT), NULL when the payload
- * is NULL or does not start a JSON object, or the field is absent, {@code null} or mistyped.
+ * is NULL, longer than {@link JsonLimits#MAX_PAYLOAD_CHARS} or does not start a JSON object, when
+ * a value before the field nests deeper than {@link JsonLimits#MAX_DEPTH}, or when the field is
+ * absent, {@code null} or mistyped.
  *
  * <p>For the source's computed rowtime column: it stops reading at the first top-level
  * {@code event_time} value (and the token after it, so that a number cut off by the end of
  * the payload does not count), so content further on is not validated: a payload truncated or
  * with trailing garbage after it still gives the time, and with duplicate keys the first one
  * counts where {@code ParseClickEvent} takes the last. {@code ParseClickEvent} dead-letters the
- * first two as {@code bad_json} anyway.
+ * first two as {@code bad_json} anyway (and a too-deep value after it as {@code too_deep}).
  *
  * <pre>{@code
  * CREATE TEMPORARY SYSTEM FUNCTION event_time_of AS 'io.clicksentry.flink.EventTimeOf'
@@ -28,10 +30,10 @@ public class EventTimeOf extends ScalarFunction {
     private static final long serialVersionUID = 1L;
 
     public Long eval(String payload) {
-        if (payload == null) {
+        if (payload == null || JsonLimits.tooLarge(payload)) {
             return null;
         }
-        try (JsonParser parser = ParseClickEvent.JSON.createParser(payload)) {
+        try (JsonParser parser = JsonLimits.JSON.createParser(payload)) {
             if (parser.nextToken() != JsonToken.START_OBJECT) {
                 return null;
             }
@@ -45,7 +47,9 @@ public class EventTimeOf extends ScalarFunction {
                     boolean ended = next == JsonToken.FIELD_NAME || next == JsonToken.END_OBJECT;
                     return ended ? millis : null;
                 }
-                parser.skipChildren();
+                if (value.isStructStart() && !JsonLimits.skipContainer(parser, 2)) {
+                    return null;
+                }
             }
             return null;
         } catch (IOException | RuntimeException notJson) {

@@ -1,0 +1,71 @@
+"""A flood of entity ids cannot grow the job's state without bound.
+
+GIVEN a page that is always there and, in one 10 s window, 100 random page ids seen once each;
+WHEN the job runs with ``scoring.max_entities = 10`` (2 shards per entity type: 5 per shard);
+THEN every window is still scored, the least recently seen entities are dropped and reported,
+the run summary counts them, and at most 10 pages are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from flink_jobs.config import load_config
+from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
+from localdev.run_summary import read_json_lines, run_summary
+
+pytestmark = pytest.mark.flink
+
+T0 = 1767571200000  # 2026-01-05T00:00:00Z
+W = 10_000
+
+
+def click(n: int, page: str, at_ms: int) -> str:
+    return json.dumps({"event_id": f"e{n}", "event_time": at_ms, "user_id": f"u{n % 7}",
+                       "ip": f"10.0.0.{n % 5}", "page": page, "action": "page_view"})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bound")
+    lines = [click(k, "page-main", T0 + k * 1000) for k in range(60)]  # six windows
+    lines[10:10] = [click(1000 + i, f"flood-{i:03d}", T0 + 12_000 + i) for i in range(100)]
+    events = root / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    os.environ["IS_LOCAL"] = "1"
+    config = load_config(groups={
+        "job": {"parallelism": "1", "out_dir": str(root),
+                "checkpoint_dir": str(root / "checkpoints")},
+        "scoring": {"max_entities": "10", "shards_per_entity_type": "2"},
+    })
+    outputs = LocalOutputs(root)
+    t_env = create_environment(config, local=True)
+    define_pipeline(t_env, config, local_tables(events, outputs)).execute().wait()
+    windows = list(read_json_lines(outputs.scored_windows))
+    evictions = list(read_json_lines(outputs.entity_evictions))
+    return {
+        "lines": lines,
+        "windows": windows,
+        "evictions": evictions,
+        "summary": run_summary(len(lines), read_json_lines(outputs.dead_letters), windows, None,
+                               evictions),
+    }
+
+
+def test_every_window_is_still_scored(run):
+    real = {(w["entity_id"], w["window_end_ms"]) for w in run["windows"] if not w["synthetic"]}
+    assert {(f"flood-{i:03d}", T0 + 2 * W) for i in range(100)} <= real
+    assert {("page-main", T0 + k * W) for k in range(1, 7)} <= real
+    assert run["summary"]["reconciled"]
+
+
+def test_the_least_recently_seen_are_dropped_and_counted(run):
+    dropped = [e["entity_id"] for e in run["evictions"]]
+    assert len(dropped) == len(set(dropped)) == 91  # 101 pages, 10 kept
+    assert "page-main" not in dropped
+    assert all(e["entity_type"] == "page" and e["last_seen_ms"] == T0 + 2 * W
+               for e in run["evictions"])
+    assert run["summary"]["entity_evictions"] == {"page": 91}
