@@ -6,22 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.base import Scorer
-from models.ensemble import EnsembleScorer
-from models.hst import HalfSpaceTreesScorer
-from models.isolation_forest import IsolationForestScorer
-from models.rcf import RandomCutForestScorer
-from models.supervised_forest import SupervisedForestScorer
+from models.ensemble import MEMBER_TYPES, EnsembleScorer
 
-SCORER_TYPES: dict[str, type[Scorer]] = {
-    cls.kind: cls
-    for cls in (
-        RandomCutForestScorer,
-        HalfSpaceTreesScorer,
-        IsolationForestScorer,
-        SupervisedForestScorer,
-        EnsembleScorer,
-    )
-}
+#: Every backend a detector can use: the ones an ensemble combines, and the ensemble.
+SCORER_TYPES: dict[str, type[Scorer]] = {**MEMBER_TYPES, EnsembleScorer.kind: EnsembleScorer}
 
 
 def make_scorer(kind: str, params: Mapping[str, Any] | None = None) -> Scorer:
