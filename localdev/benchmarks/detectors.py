@@ -28,7 +28,7 @@ from models.features import FEATURE_NAMES
 from models.nab import PROFILES, best_threshold, label_series, normalise, null_score, perfect_score
 from models.registry import DETECTOR_NAMES, make_detector
 from models.series import read_series, score_file
-from udfs.shard import ShardWindows, WindowRow, shard_key
+from udfs.shard import ShardState, ShardWindows, WindowRow, shard_key
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,9 @@ def simulator_detection(
 ) -> dict[str, dict[str, float]]:
     """Recall and precision of a detector on the job's simulated stream, per anomaly kind.
 
-    The windows go through the job's own :class:`udfs.shard.ShardWindows` (shards, synthesised
-    empty windows for silent entities). An anomaly is *detected* when any of its entities is
+    The windows go through the job's own :class:`udfs.shard.ShardWindows` as the job closes them
+    (shards, windows closed in order with rows in entity order, synthesised empty windows for
+    silent entities). An anomaly is *detected* when any of its entities is
     flagged in a window that overlaps it (:func:`localdev.truth.overlaps`, the rule of the run
     summary); ``flags`` counts the flagged windows matched to it, and ``false_flags`` the flags
     matching no anomaly. ``slow_drift`` is the control: its flags are false flags.
@@ -159,21 +160,18 @@ def simulator_detection(
     windows, truth = simulated_windows(seed, minutes)
     flags: list[tuple[str, str, int]] = []
     for entity_type, ends in windows.items():
-        shard_windows: dict[str, tuple[ShardWindows, dict]] = {}
+        shard_windows: dict[str, tuple[ShardWindows, ShardState]] = {}
         for end in sorted(ends):
-            by_shard: dict[str, list] = {}
             for entity_id, features in ends[end].items():
-                by_shard.setdefault(shard_key(entity_type, entity_id, shards), []).append(
-                    WindowRow(entity_id, end - WINDOW_MS, features)
-                )
-            for s in {shard_key(entity_type, f"x{i}", shards) for i in range(64)}:
-                if s not in shard_windows:
+                key = shard_key(entity_type, entity_id, shards)
+                if key not in shard_windows:
                     detector = make_detector(name, params)
-                    shard_windows[s] = (
-                        ShardWindows(detector, entity_type, WINDOW_MS, max_gap_windows), {}
-                    )
-                closer, entities = shard_windows[s]
-                for record in closer.close(end, by_shard.get(s, []), entities, final=False):
+                    closer = ShardWindows(detector, entity_type, WINDOW_MS, max_gap_windows)
+                    shard_windows[key] = (closer, ShardState())
+                rows = shard_windows[key][1].pending.setdefault(end, [])
+                rows.append(WindowRow(entity_id, end - WINDOW_MS, features))
+            for closer, shard in shard_windows.values():
+                for record in closer.close_due(shard, end, final=False):
                     if record["is_anomaly"]:
                         flags.append((entity_type, record["entity_id"], record["window_end_ms"]))
     out: dict[str, dict[str, float]] = {}
