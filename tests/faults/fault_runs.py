@@ -297,6 +297,27 @@ class RunResult:
         """An assertion message: what differs, the counts, the job's log tail."""
         return f"{what}\ncounts: {self.counts()}\njob log tail:\n{self.log_tail}"
 
+    def assert_matches(self, expected: RunResult) -> None:
+        """Assert the failure-free run's anomaly ids and windows, each window archived once,
+        repeats only as exact copies, and in = windowed + dead letters."""
+        outputs, want = self.outputs, expected.outputs
+        assert outputs.anomaly_ids == want.anomaly_ids, self.message(
+            f"anomaly ids only here: {sorted(outputs.anomaly_ids - want.anomaly_ids)}; "
+            f"only in the failure-free run: {sorted(want.anomaly_ids - outputs.anomaly_ids)}"
+        )
+        assert outputs.inexact_duplicates() == [], self.message("repeats that differ")
+        twice = {w: n for w, n in outputs.window_counts.items() if n > 1}
+        assert twice == {}, self.message(f"{len(twice)} windows archived more than once")
+        assert set(outputs.window_counts) == set(want.window_counts), self.message(
+            f"windows only here: {len(set(outputs.window_counts) - set(want.window_counts))}, "
+            f"only in the failure-free run: "
+            f"{len(set(want.window_counts) - set(outputs.window_counts))}"
+        )
+        dead = len(outputs.distinct_dead_letters)
+        assert outputs.windowed + dead == self.produced - self.flushes, self.message(
+            "events in != windowed + dead letters"
+        )
+
 
 class CaseRun:
     """Drives one case on the cluster: producing, submitting, waiting, cancelling.
