@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test faults lint bench venv lock clean jar emulators package audit
+.PHONY: run test faults lint bench venv lock clean jar emulators package audit infra infra-check infra-lock
 
 venv: $(STAMP)
 
@@ -18,14 +18,18 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP) jar
 	$(BIN)/clicksentry run
 
-## make test: lint, unit tests, doctests, the real-minicluster and emulator tests.
-test: $(STAMP) jar emulators
+## make test: lint, unit tests, doctests, the real-minicluster and emulator tests, and the
+## fault-injection suite on a standalone Flink cluster (tests/faults/, also `make faults`), in a
+## session of its own so the cluster is stopped before anything else runs.
+test: $(STAMP) jar emulators infra-check
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m "not faults"
+	$(BIN)/pytest -m faults
 
-## make faults: the fault-injection suite on a standalone Flink cluster (JobManager + two
-## TaskManagers from the apache-flink package's bin/ scripts): TaskManager kill -9, savepoint
-## rescale 1 -> 2 -> 1, throttled puts, adversarial input. ~12 min; not yet in `make test`.
+## make faults: only the fault-injection suite (part of `make test`): a standalone Flink cluster
+## (JobManager + two TaskManagers from the apache-flink package's bin/ scripts) running the
+## Managed Flink artefact: TaskManager kill -9, savepoint rescale 1 -> 2 -> 1, throttled puts,
+## adversarial input and a page-id flood, a silent shard, the job's metrics.
 faults: $(STAMP) jar emulators
 	$(BIN)/pytest -m faults
 
@@ -84,3 +88,40 @@ audit:
 	  && $(AUDIT_VENV)/bin/pip install --quiet '$(PIP_AUDIT)')
 	$(AUDIT_VENV)/bin/pip-audit --requirement constraints.txt --no-deps --disable-pip \
 	  --strict --progress-spinner off --desc on $(addprefix --ignore-vuln ,$(AUDIT_ACCEPTED))
+
+## make infra: synthesise the CDK app (deploy/infra/) into dist/cloudformation/ (the template
+## Clicksentry.template.json, its assets and manifest: a cloud assembly `cdk deploy --app
+## dist/cloudformation` deploys). Needs the zips of `make package`. aws-cdk-lib, cfn-lint and
+## checkov live in their own virtualenv $(INFRA_VENV), installed exactly from
+## deploy/infra/requirements.lock (their pins clash with PyFlink's). Offline: node runs jsii.
+INFRA_VENV  := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+INFRA_OUT   := dist/cloudformation
+# Debian's node 20 works for jsii; its end-of-life banner says nothing about the template.
+INFRA_ENV   := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CLICKSENTRY_PYTHON=$(BIN)/python
+
+$(INFRA_STAMP): deploy/infra/requirements.txt deploy/infra/requirements.lock
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/pip install --quiet -r deploy/infra/requirements.txt -c deploy/infra/requirements.lock
+	touch $@
+
+infra: $(INFRA_STAMP) package
+	rm -rf $(INFRA_OUT)
+	$(INFRA_ENV) $(INFRA_VENV)/bin/python deploy/infra/app.py --outdir $(INFRA_OUT)
+
+## make infra-check (part of `make test`): cfn-lint and checkov on the synthesised template
+## (clean; every suppression carries its reason in the resource's Metadata), then the CDK
+## assertion tests (tests/infra/cdk/, in $(INFRA_VENV)). checkov runs offline (--skip-download).
+infra-check: infra
+	$(INFRA_VENV)/bin/cfn-lint --format parseable -- $(INFRA_OUT)/*.template.json && echo "cfn-lint: $(INFRA_OUT)/*.template.json clean"
+	$(INFRA_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation \
+	  --file $(INFRA_OUT)/Clicksentry.template.json
+	$(INFRA_ENV) $(INFRA_VENV)/bin/pytest -c tests/infra/cdk/pytest.ini --doctest-modules \
+	  tests/infra/cdk deploy/infra/clicksentry_infra
+
+## make infra-lock: re-resolve deploy/infra/requirements.lock after changing requirements.txt.
+infra-lock:
+	rm -rf /tmp/clicksentry-infra-lock && $(PYTHON) -m venv /tmp/clicksentry-infra-lock
+	/tmp/clicksentry-infra-lock/bin/pip install --quiet -r deploy/infra/requirements.txt
+	/tmp/clicksentry-infra-lock/bin/pip freeze | sed '1i # Full lock of .venv-infra (pip freeze). Regenerate: make infra-lock' > deploy/infra/requirements.lock

@@ -28,6 +28,7 @@ JAVA_FUNCTIONS = {
     "parse_click": "io.clicksentry.flink.ParseClickEvent",
     "event_time_of": "io.clicksentry.flink.EventTimeOf",
     "rowtime_of": "io.clicksentry.flink.RowtimeOf",
+    "count_dead_letter": "io.clicksentry.flink.CountDeadLetter",
 }
 #: Longest payload parsed, in characters; a longer one is ``payload_too_large`` (JsonLimits.java).
 MAX_PAYLOAD_CHARS = 65_536
@@ -143,13 +144,33 @@ def rowtime_sql(max_future_ms: int, max_ahead_ms: int, column: str = "payload") 
     )
 
 
-def dead_letter_reason_sql(parse_reason: str, rowtime: str = "ts") -> str:
+def late_sql(rowtime: str = "ts") -> str:
+    """SQL that is TRUE when the row is at or behind the watermark of the operator evaluating it.
+
+    >>> late_sql()
+    'COALESCE(ts <= CURRENT_WATERMARK(ts), FALSE)'
+    """
+    return f"COALESCE({rowtime} <= CURRENT_WATERMARK({rowtime}), FALSE)"
+
+
+def dead_letter_reason_sql(
+    parse_reason: str, late_at_source: str | None = None, rowtime: str = "ts"
+) -> str:
     """SQL for the final dead-letter reason: the parser's, else the rowtime's, else ``NULL``.
+
+    ``late_at_source`` names a column that says the row was late where it was read (see
+    :func:`flink_jobs.job.define_pipeline`); the row is also late at or behind the watermark
+    where this SQL runs.
 
     >>> print(dead_letter_reason_sql("e.reason"))
     COALESCE(e.reason, CASE WHEN ts = TO_TIMESTAMP_LTZ(0, 3) THEN 'event_time_out_of_range' WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late' END)
+    >>> print(dead_letter_reason_sql("e.reason", "late_at_source"))
+    COALESCE(e.reason, CASE WHEN ts = TO_TIMESTAMP_LTZ(0, 3) THEN 'event_time_out_of_range' WHEN late_at_source THEN 'late' WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late' END)
     """  # noqa: E501
-    return f"COALESCE({parse_reason}, CASE {' '.join(_rowtime_whens(rowtime))} END)"
+    whens = _rowtime_whens(rowtime)
+    if late_at_source is not None:
+        whens.insert(1, f"WHEN {late_at_source} THEN 'late'")
+    return f"COALESCE({parse_reason}, CASE {' '.join(whens)} END)"
 
 
 def _rowtime_whens(rowtime: str) -> list[str]:

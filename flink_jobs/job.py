@@ -22,6 +22,7 @@ from flink_jobs.events import (
     FIELDS,
     dead_letter_reason_sql,
     is_bot_sql,
+    late_sql,
     register_functions_sql,
 )
 from flink_jobs.features import (
@@ -181,6 +182,28 @@ def create_source(t_env, config: Config, options: Mapping[str, str]) -> None:
     )
 
 
+def _past_idle_sources(parsed):
+    """The parsed stream after a rebalance, whose watermark never turns idle downstream.
+
+    After the rebalance every subtask sees the watermark combined over every source subtask,
+    an idle one (a silent shard, ``job.idle_timeout_ms``) left out: the watermark the windows
+    see. An event on time at its own source subtask is on time here too, unless that subtask
+    was idle and resumes behind the others: the late split checks again here, so such an event
+    is dead-lettered as ``late`` instead of dropped by a window that already fired. Past the
+    rebalance, ``KeepWatermarkActive`` (the project's jar) keeps idleness from reaching the
+    windows, where inputs turning idle and active at slightly different moments would let
+    windows close before their records arrived (dropped without a trace).
+    """
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    j_stream = parsed.rebalance()._j_data_stream
+    keep_active = get_gateway().jvm.io.clicksentry.flink.KeepWatermarkActive()
+    return DataStream(
+        j_stream.transform("keep-watermark-active", j_stream.getType(), keep_active)
+    )
+
+
 def define_pipeline(t_env, config: Config, tables: JobTables):
     """Register tables and views and return the statement set that writes every sink.
 
@@ -194,11 +217,16 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     create_source(t_env, config, tables.source)
     # Parse once (Java), then materialise: without this boundary the planner copies the
     # parse into every branch that reads it — and every field access would call it again.
-    parsed = t_env.sql_query("SELECT payload, ts, parse_click(payload) AS e FROM clicks")
+    # Lateness is judged first here, against the watermark of the source subtask that read the
+    # event: that depends on its shard's order alone, so the same input is late the same way.
+    parsed = t_env.sql_query(
+        f"SELECT payload, ts, parse_click(payload) AS e, {late_sql()} AS late_at_source"
+        " FROM clicks"
+    )
     t_env.create_temporary_view(
         "parsed",
         t_env.from_data_stream(
-            t_env.to_data_stream(parsed),
+            _past_idle_sources(t_env.to_data_stream(parsed)),
             Schema.new_builder().watermark("ts", "SOURCE_WATERMARK()").build(),
         ),
     )
@@ -206,7 +234,8 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     t_env.create_temporary_view(
         "classified",
         t_env.sql_query(
-            f"SELECT payload, ts, {fields}, {dead_letter_reason_sql('e.reason')} AS reason"
+            f"SELECT payload, ts, {fields},"
+            f" {dead_letter_reason_sql('e.reason', 'late_at_source')} AS reason"
             " FROM parsed"
         ),
     )

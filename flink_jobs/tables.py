@@ -98,16 +98,18 @@ def dead_letter_select_sql(view: str, max_chars: int = MAX_PAYLOAD_CHARS) -> str
 
     A longer payload keeps its first ``max_chars`` characters, its length and the SHA-256 of the
     whole of it, so a dead letter always fits a Kinesis record (1 MiB) and nothing is lost
-    without a trace.
+    without a trace. The reason goes through ``count_dead_letter`` (the project's jar), which
+    counts it in the job's metrics (``deadLetters``, ``deadLetters_<reason>``).
 
     >>> print(dead_letter_select_sql("classified", max_chars=10))
-    SELECT CASE WHEN CHAR_LENGTH(payload) > 10 THEN SUBSTRING(payload, 1, 10) ELSE payload END, reason, event_time, CHAR_LENGTH(payload), CASE WHEN CHAR_LENGTH(payload) > 10 THEN SHA256(payload) END FROM classified WHERE reason IS NOT NULL
+    SELECT CASE WHEN CHAR_LENGTH(payload) > 10 THEN SUBSTRING(payload, 1, 10) ELSE payload END, count_dead_letter(reason), event_time, CHAR_LENGTH(payload), CASE WHEN CHAR_LENGTH(payload) > 10 THEN SHA256(payload) END FROM classified WHERE reason IS NOT NULL
     """  # noqa: E501
     if not isinstance(max_chars, int) or max_chars < 1:
         raise ValueError("max_chars must be a positive int")
     over = f"CHAR_LENGTH(payload) > {max_chars}"
     return (
         f"SELECT CASE WHEN {over} THEN SUBSTRING(payload, 1, {max_chars}) ELSE payload END, "
-        f"reason, event_time, CHAR_LENGTH(payload), CASE WHEN {over} THEN SHA256(payload) END "
+        f"count_dead_letter(reason), event_time, CHAR_LENGTH(payload), "
+        f"CASE WHEN {over} THEN SHA256(payload) END "
         f"FROM {view} WHERE reason IS NOT NULL"
     )

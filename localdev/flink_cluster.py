@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -284,10 +285,15 @@ class FlinkCluster:
             "taskmanager.host": HOST,
             "taskmanager.bind-host": HOST,
             "taskmanager.numberOfTaskSlots": self.slots,
-            "taskmanager.memory.process.size": "2400m",
+            "taskmanager.memory.process.size": "2700m",
             "taskmanager.memory.jvm-metaspace.size": "1024m",
+            # the Kinesis connector's AWS SDK (netty) allocates direct buffers outside Flink's
+            # network memory, and a session's jobs leave some behind: without this room the
+            # sixth job of the fault suite failed with "Cannot reserve … direct buffer memory"
+            "taskmanager.memory.task.off-heap.size": "256m",
             "cluster.evenly-spread-out-slots": "true",
             "heartbeat.interval": "2000",
+            "metrics.fetcher.update-interval": "1000",  # REST answers with fresh metrics
             "heartbeat.timeout": "20000",
             "restart-strategy.type": "fixed-delay",
             "restart-strategy.fixed-delay.attempts": "10",
@@ -469,6 +475,24 @@ class FlinkCluster:
         """How often the job restarted (its ``numRestarts`` metric)."""
         (metric,) = self.rest(f"/jobs/{job_id}/metrics?get=numRestarts")
         return int(metric["value"])
+
+    def user_metrics(self, job_id: str, group: str) -> dict[str, int]:
+        """The job's metrics of the user group ``group``: ``{name: value}``.
+
+        Each is summed over every subtask and every operator that registers it.
+        """
+        totals: dict[str, int] = {}
+        marker = f".{group}."
+        for vertex in self.job(job_id)["vertices"]:
+            path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+            ids = [m["id"] for m in self.rest(path) if marker in m["id"]]
+            if not ids:
+                continue
+            query = urllib.parse.urlencode({"get": ",".join(ids), "agg": "sum"})
+            for metric in self.rest(f"{path}?{query}"):
+                name = metric["id"].rsplit(marker, 1)[1]
+                totals[name] = totals.get(name, 0) + int(metric["sum"])
+        return totals
 
     def exceptions(self, job_id: str) -> list[dict]:
         """The job's exception history (root causes of failures), newest first."""

@@ -60,9 +60,9 @@ def partition_key(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _entry(line: str | bytes) -> dict[str, object]:
+def _entry(line: str | bytes, key: Callable[[bytes], str] = partition_key) -> dict[str, object]:
     data = line.encode() if isinstance(line, str) else line
-    return {"Data": data, "PartitionKey": partition_key(data)}
+    return {"Data": data, "PartitionKey": key(data)}
 
 
 def _size(entry: dict[str, object]) -> int:
@@ -79,9 +79,13 @@ def record_size(line: str | bytes) -> int:
 
 
 def batches(
-    lines: Iterable[str | bytes], max_records: int = MAX_RECORDS_PER_CALL
+    lines: Iterable[str | bytes],
+    max_records: int = MAX_RECORDS_PER_CALL,
+    key: Callable[[bytes], str] = partition_key,
 ) -> Iterator[list[dict[str, object]]]:
     """Group lines into ``PutRecords`` entries within the per-call limits (records and bytes).
+
+    ``key`` gives each record's partition key.
 
     >>> [len(b) for b in batches(["a"] * 1001)]
     [500, 500, 1]
@@ -93,7 +97,7 @@ def batches(
     batch: list[dict[str, object]] = []
     size = 0
     for line in lines:
-        entry = _entry(line)
+        entry = _entry(line, key)
         if batch and (len(batch) == max_records or size + _size(entry) > MAX_BYTES_PER_CALL):
             yield batch
             batch, size = [], 0
@@ -215,8 +219,12 @@ def produce(
     on_batch: Callable[[ProduceResult], None] | None = None,
     max_attempts: int = 12,
     sleep: Callable[[float], None] = time.sleep,
+    key: Callable[[bytes], str] = partition_key,
 ) -> ProduceResult:
     """Send every line to the stream; returns the counts (``sent + failed`` = lines given).
+
+    ``key`` gives each record's partition key (default: spread by :func:`partition_key`; a
+    constant key keeps the stream's order on one shard).
 
     A line over Kinesis's 1 MiB record limit (data plus partition key) is rejected: it is never
     sent, an error names its line number and size, and it counts in ``too_large`` and ``failed``
@@ -235,7 +243,7 @@ def produce(
 
     def fitting() -> Iterator[str | bytes]:
         for number, line in enumerate(lines, 1):
-            size = record_size(line)
+            size = _size(_entry(line, key))
             if size > MAX_BYTES_PER_RECORD:
                 log.error(
                     "line %d not sent: %d bytes with its partition key, over the %d-byte "
@@ -249,7 +257,7 @@ def produce(
                 continue
             yield line
 
-    for batch in batches(fitting(), batch_size):
+    for batch in batches(fitting(), batch_size, key):
         producer.send(batch)
         if on_batch is not None:
             on_batch(producer.result)

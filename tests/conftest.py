@@ -57,7 +57,12 @@ def _build(script: str, output: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def managed_flink_zip(tmp_path_factory) -> Path:
-    """``dist/clicksentry-managed-flink.zip`` as ``make package`` builds it (once a session)."""
+    """``dist/clicksentry-managed-flink.zip`` as ``make package`` builds it (once a session), or
+    the zip ``CLICKSENTRY_TEST_MANAGED_FLINK_ZIP`` names (one built before, e.g. by
+    ``make package``: the session then tests that artefact as it is)."""
+    prebuilt = os.environ.get("CLICKSENTRY_TEST_MANAGED_FLINK_ZIP")
+    if prebuilt:
+        return Path(prebuilt)
     return _build("package_flink.py", tmp_path_factory.mktemp("dist") / "managed-flink.zip")
 
 

@@ -35,6 +35,7 @@ from pyflink.datastream.state import (
 from models.detector import WindowDetector
 from models.features import FEATURE_NAMES
 from models.registry import make_detector
+from udfs.operator_metrics import ScoringMetrics
 from udfs.scored_window import EVICTION_ROW_TYPE, scored_row
 from udfs.shard import (
     Batch,
@@ -90,7 +91,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
         self.max_entities = max_entities
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        """Declare the keyed state."""
+        """Declare the keyed state and register the metrics (:mod:`udfs.operator_metrics`)."""
         self.entities_state = runtime_context.get_state(ValueStateDescriptor("entities", BYTES))
         self.pending_state = runtime_context.get_map_state(
             MapStateDescriptor("pending", Types.STRING(), BYTES)
@@ -103,6 +104,15 @@ class ScoreEntityWindows(KeyedProcessFunction):
         self.live_windows: dict[str, ShardWindows] = {}
         self.journalled: dict[str, int] = {}
         self.evicted: list[Row] = []
+        self.watermark_ms: int | None = None
+        self.metrics = ScoringMetrics(
+            runtime_context.get_metrics_group(),
+            entities_tracked=lambda: sum(len(s.entities) for s in self.live_shards.values()),
+            model_windows=lambda: min(
+                (w.detector.batches_ for w in self.live_windows.values()), default=0
+            ),
+            watermark_ms=lambda: self.watermark_ms,
+        )
 
     def _shard(self, key: str) -> ShardState:
         shard = self.live_shards.get(key)
@@ -183,7 +193,10 @@ class ScoreEntityWindows(KeyedProcessFunction):
         key = ctx.get_current_key()
         shard, windows = self._shard(key), self._windows(key)
         pending = {end: [r.entity_id for r in rows] for end, rows in shard.pending.items()}
-        final = ctx.timer_service().current_watermark() >= MAX_WATERMARK
+        watermark = ctx.timer_service().current_watermark()
+        final = watermark >= MAX_WATERMARK
+        if not final:
+            self.watermark_ms = watermark
         records = windows.close_due(shard, timestamp + 1, final)
         if not records:
             return
@@ -191,6 +204,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
             for entity_id in pending.get(end, ()):
                 self.pending_state.remove(f"{end}/{entity_id}")
         self.entities_state.update(shard.entities_to_bytes(self.shards))
+        self.metrics.scored(records)
         for record in records:
             if record["is_anomaly"]:
                 logger.info("anomaly %s score=%.3f kind=%s", record["anomaly_id"],
@@ -199,5 +213,6 @@ class ScoreEntityWindows(KeyedProcessFunction):
         evicted, self.evicted = self.evicted, []
         if evicted:
             logger.warning("shard %s dropped %d entities (scoring.max_entities)", key, len(evicted))
+            self.metrics.evicted(len(evicted))
         for row in evicted:
             yield EVICTIONS, row

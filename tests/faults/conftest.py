@@ -7,7 +7,7 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from fault_runs import CaseRun, create_case, delete_case, run_through, simulation
+from fault_runs import RESULTS, CaseRun, create_case, delete_case, run_through, simulation
 
 from flink_jobs import aws_connectors
 from localdev.flink_cluster import Application, ClusterPorts, FlinkCluster
@@ -60,6 +60,7 @@ def failure_free(flink_cluster, application, aws_stack, tmp_path_factory):
     run = CaseRun(flink_cluster, application, aws_stack, case)
     try:
         result = run_through(run, simulation().lines)
+        result.metrics = run.settled_metrics(run.job_ids[-1], result.outputs)
     finally:
         run.close()
         delete_case(aws_stack, case)
@@ -86,3 +87,12 @@ def case_run(flink_cluster, application, aws_stack, tmp_path):
     for run in runs:
         run.close()
         delete_case(aws_stack, run.case)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what every case run produced and consumed, whether its test passed or not."""
+    if not RESULTS:
+        return
+    terminalreporter.section("fault cases: counts per run")
+    for name, counts in RESULTS:
+        terminalreporter.write_line(f"{name}: {counts}")

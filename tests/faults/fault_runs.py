@@ -12,6 +12,7 @@ archive (exactly-once: files commit on checkpoints).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 from localdev import producer, stack
 from localdev.flink_cluster import TERMINAL_STATES, Application, FlinkCluster
 from localdev.simulator import Simulation, SimulationConfig, simulate
+from udfs.operator_metrics import METRIC_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ FLUSH_AFTER_MS = 16_000
 #: The job settings every case runs with (the cluster setup of the failure-free run).
 JOB_SETTINGS = {"parallelism": "2", "idle_timeout_ms": "0", "checkpoint_interval_ms": "2000"}
 SETTLE_DEADLINE_S = 420
+#: ``(case, counts)`` of every run result of the session, for the terminal summary.
+RESULTS: list[tuple[str, dict]] = []
 #: A run has settled when nothing new arrived this long, over at least two more checkpoints.
 QUIET_S = 20
 POLL_S = 4
@@ -132,6 +136,23 @@ def delete_case(aws_stack, case: Case) -> None:
         kinesis.delete_stream(StreamName=stream)
 
 
+def shard_partition_keys(kinesis, stream_arn: str) -> list[str]:
+    """A partition key for each shard of the stream, in shard order (Kinesis maps a key to the
+    shard whose hash-key range holds the key's MD5)."""
+    ranges = [
+        (int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]))
+        for s in kinesis.list_shards(StreamARN=stream_arn)["Shards"]
+    ]
+    keys: dict[int, str] = {}
+    candidates = (f"shard-key-{n}" for n in itertools.count())
+    while len(keys) < len(ranges):
+        key = next(candidates)
+        hashed = int(producer.partition_key(key.encode()), 16)
+        shard = next(i for i, (low, high) in enumerate(ranges) if low <= hashed <= high)
+        keys.setdefault(shard, key)
+    return [keys[i] for i in range(len(ranges))]
+
+
 def flush_events(shards: int) -> list[dict]:
     """One valid event per shard, :data:`FLUSH_AFTER_MS` after the simulation's last event time
     (the same in every case, so every case scores the same windows)."""
@@ -148,12 +169,13 @@ def flush_events(shards: int) -> list[dict]:
 @dataclass(repr=False)
 class Outputs:
     """What a case's job wrote: anomaly records (with partition keys), dead letters, the
-    archive's scored windows and raw events."""
+    archive's scored windows, raw events and entity evictions."""
 
     anomalies: list[tuple[str, dict]]
     dead_letters: list[dict]
     scored_windows: list[dict]
     raw_events: list[str]
+    evictions: list[dict] = field(default_factory=list)
 
     @property
     def anomaly_ids(self) -> set[str]:
@@ -267,6 +289,9 @@ def read_outputs(aws_stack, case: Case) -> Outputs:
             json.loads(line) for line in _archived_lines(s3, bucket, root + "scored-windows/")
         ],
         raw_events=_archived_lines(s3, bucket, root + "raw-events/"),
+        evictions=[
+            json.loads(line) for line in _archived_lines(s3, bucket, root + "entity-evictions/")
+        ],
     )
 
 
@@ -283,6 +308,8 @@ class RunResult:
     log_tail: str
     seconds: float
     job_ids: list[str] = field(default_factory=list)
+    #: The last job's own metrics (:mod:`udfs.operator_metrics`), when read.
+    metrics: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict:
         """What went in and came out, how the job fared."""
@@ -335,10 +362,14 @@ class CaseRun:
         self._restarts: dict[str, int] = {}  # of jobs that ended (their metrics went with them)
         self._started = time.monotonic()
 
-    def produce(self, lines: list[str | bytes], rate: float | None = None) -> Future:
-        """Put ``lines`` on the clicks stream in the background (PutRecords, retried)."""
+    def produce(
+        self, lines: list[str | bytes], rate: float | None = None, shard: int | None = None
+    ) -> Future:
+        """Put ``lines`` on the clicks stream in the background (PutRecords, retried): spread
+        over the shards, or all on ``shard`` (in order)."""
         self.produced += len(lines)
         kinesis = self.aws_stack.client("kinesis")
+        keys = shard_partition_keys(kinesis, self.case.arn("clicks"))
 
         def stop_when_closing(_: producer.ProduceResult) -> None:
             if self._closing.is_set():
@@ -346,16 +377,20 @@ class CaseRun:
 
         def put() -> None:
             result = producer.produce(
-                lines, kinesis, self.case.arn("clicks"), rate=rate, on_batch=stop_when_closing
+                lines, kinesis, self.case.arn("clicks"), rate=rate, on_batch=stop_when_closing,
+                key=producer.partition_key if shard is None else lambda _: keys[shard],
             )
             assert result.sent == len(lines), f"produced {result} of {len(lines)} lines"
 
         return self._pool.submit(put)
 
-    def flush(self) -> None:
-        """Close the stream: one flush event on each shard of the clicks stream."""
+    def flush(self, only_shard: int | None = None) -> None:
+        """Close the stream: one flush event on each shard of the clicks stream (or on
+        ``only_shard`` alone)."""
         kinesis = self.aws_stack.client("kinesis")
         shards = kinesis.list_shards(StreamARN=self.case.arn("clicks"))["Shards"]
+        if only_shard is not None:
+            shards = [shards[only_shard]]
         for shard, event in zip(shards, flush_events(len(shards)), strict=True):
             kinesis.put_record(
                 StreamARN=self.case.arn("clicks"),
@@ -412,6 +447,18 @@ class CaseRun:
                 return outputs
             time.sleep(POLL_S)
 
+    def settled_metrics(self, job_id: str, outputs: Outputs, timeout_s: float = 90) -> dict:
+        """The job's own metrics (summed over subtasks) once they count every input record and
+        every archived window; what they say at the deadline otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            metrics = self.cluster.user_metrics(job_id, METRIC_GROUP)
+            caught_up = (metrics.get("eventsIn") == self.produced
+                         and metrics.get("windowsScored") == len(outputs.window_counts))
+            if caught_up or time.monotonic() > deadline:
+                return metrics
+            time.sleep(POLL_S)
+
     def wait_consumed(self, job_id: str) -> Outputs:
         """Wait until everything produced is consumed (or the run settled without it)."""
         return self.wait_until(job_id, lambda o: o.consumed(self.produced, self.flushes))
@@ -439,6 +486,7 @@ class CaseRun:
             list(self.job_ids),
         )
         log.info("case %s: %s", self.case.name, result.counts())
+        RESULTS.append((self.case.name, result.counts()))
         return result
 
     def close(self) -> None:

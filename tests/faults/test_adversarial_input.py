@@ -136,7 +136,8 @@ def test_a_flood_of_random_page_ids_keeps_the_entity_state_bounded(case_run):
     dead = {int(i) for i in sim.truth["dead_letters"]}
     at = next(i for i in range(int(len(sim.lines) * FLOOD_AT), len(sim.lines)) if i not in dead)
     flood_time = json.loads(sim.lines[at])["event_time"]
-    lines = [*sim.lines[:at], *flood(sim.lines[at], FLOOD_PAGES), *sim.lines[at:]]
+    flooding = flood(sim.lines[at], FLOOD_PAGES)
+    lines = [*sim.lines[:at], *flooding, *sim.lines[at:]]
     run = case_run("page-flood", settings={"scoring": {"max_entities": str(MAX_ENTITIES)}})
     # WHEN it goes through the job
     job_id = run.submit()
@@ -144,8 +145,9 @@ def test_a_flood_of_random_page_ids_keeps_the_entity_state_bounded(case_run):
     run.flush()
     result = run.result(run.wait_consumed(job_id))
     outputs = result.outputs
-    # THEN the job kept running and accounted for every event, and after the flood's window the
-    # state held at most the bound: empty windows are synthesised only for entities in state
+    # THEN the job kept running and accounted for every event, after the flood's window the
+    # state held at most the bound (empty windows are synthesised only for entities in state),
+    # and every page no longer in state was evicted and archived as such
     assert result.restarts == 0, result.message("the job restarted")
     assert result.state == "RUNNING", result.message("the job stopped")
     assert outputs.consumed(result.produced, result.flushes), result.message("events lost")
@@ -159,3 +161,10 @@ def test_a_flood_of_random_page_ids_keeps_the_entity_state_bounded(case_run):
         f"windows after the flood with more than {MAX_ENTITIES} pages in state: {crowded}"
     )
     assert pages_per_window, result.message("no page window after the flood's")
+    pages_seen = {json.loads(line).get("page") for i, line in enumerate(sim.lines)
+                  if i not in dead} - {None} | {json.loads(line)["page"] for line in flooding}
+    evicted = {e["entity_id"] for e in outputs.evictions if e["entity_type"] == "page"}
+    assert evicted <= pages_seen, result.message("evicted pages that were never seen")
+    assert len(evicted) >= len(pages_seen) - MAX_ENTITIES, result.message(
+        f"{len(evicted)} pages evicted of {len(pages_seen)} seen, with at most {MAX_ENTITIES} kept"
+    )

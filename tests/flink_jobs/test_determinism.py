@@ -12,14 +12,11 @@ minutes ahead gives the same windows and anomalies, and one more dead letter.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from embedded_job import OUTPUTS, canonical, run_embedded
 
-from flink_jobs.config import load_config
-from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from localdev.run_summary import read_json_lines
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 
 pytestmark = pytest.mark.flink
@@ -29,22 +26,8 @@ FUTURE_AT_LINE = 20_000
 
 
 def run_job(events_file: Path, root: Path, parallelism: int) -> dict[str, list[str]]:
-    os.environ["IS_LOCAL"] = "1"
-    config = load_config(groups={"job": {
-        "parallelism": str(parallelism), "out_dir": str(root),
-        "checkpoint_dir": str(root / "checkpoints"),
-    }})
-    outputs = LocalOutputs(root)
-    t_env = create_environment(config, local=True)
-    define_pipeline(t_env, config, local_tables(events_file, outputs)).execute().wait()
-    return {
-        name: sorted(json.dumps(r, sort_keys=True) for r in read_json_lines(path))
-        for name, path in (
-            ("scored_windows", outputs.scored_windows),
-            ("anomalies", outputs.anomalies),
-            ("dead_letters", outputs.dead_letters),
-        )
-    }
+    outputs = run_embedded(events_file, root, parallelism)
+    return {name: canonical(outputs[name]) for name in OUTPUTS}
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,17 @@
 Both tests run one scenario: a simulated stream with injected anomalies is produced to a fresh
 2-shard clicks stream (``clicksentry produce``), the job reads it from Kinesis until everything is
 consumed, and then the anomalies stream, the dead-letter stream and the S3 archive are read back
-with boto3 and reconciled. One runs the job from this checkout (``clicksentry run`` with
-``job.source = kinesis``), the other the Managed Flink artefact itself (the zip's ``main.py``).
+with boto3, reconciled, and compared with the embedded job's output on the same input: the same
+scored windows, anomalies and dead letters. One runs the job from this checkout (``clicksentry
+run`` with ``job.source = kinesis``), the other the Managed Flink artefact itself (the zip's
+``main.py``, from the unpacked zip's directory, so nothing of the checkout is importable).
 
 The Kinesis source never ends, so the stream closes with one flush event per shard, 16 s of event
-time after the last event: each source subtask keeps its own watermark (one shard each, job
-parallelism 2, no idleness), and the flush moves them all past every real window. The flush
-events' own window stays open, so they are the only events never windowed.
+time after the last event: it moves every source subtask's watermark past every real window. The
+flush events' own window stays open, so they are the only events never windowed. The job runs
+without idleness here: a source subtask that waits on kinesis-mock for a moment must not let the
+watermark run ahead of its shard, or the comparison would depend on timing (the silent-shard case,
+with the default idle timeout, is tests/faults/test_idle_shard.py).
 """
 
 import json
@@ -25,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from embedded_job import OUTPUTS, canonical, run_embedded
 
+from flink_jobs.features import WINDOW_MS
 from localdev import stack
 from localdev.run_summary import run_summary
 from localdev.simulator import SimulationConfig, simulate
@@ -58,6 +64,23 @@ def simulation():
     return simulate(SIMULATION)
 
 
+def sample_groups() -> dict[str, dict[str, str]]:
+    document = json.loads(SAMPLE_PROPERTIES.read_text())
+    return {g["PropertyGroupId"]: g["PropertyMap"] for g in document}
+
+
+@pytest.fixture(scope="module")
+def embedded(simulation, tmp_path_factory):
+    """The embedded job's output on the same input, with the sample's scoring settings."""
+    root = tmp_path_factory.mktemp("embedded")
+    events = root / "events.jsonl"
+    events.write_text("\n".join(simulation.lines) + "\n")
+    groups = sample_groups()
+    return run_embedded(
+        events, root / "out", int(groups["job"]["parallelism"]), {"scoring": groups["scoring"]}
+    )
+
+
 @pytest.fixture
 def scenario(aws_stack, tmp_path):
     kinesis = aws_stack.client("kinesis")
@@ -74,10 +97,9 @@ def scenario(aws_stack, tmp_path):
     prefix = f"e2e-{run}/"
     # the local sample properties (emulator variant of the Managed Flink sample), pointed at
     # this scenario's resources
-    groups = {
-        g["PropertyGroupId"]: g["PropertyMap"] for g in json.loads(SAMPLE_PROPERTIES.read_text())
-    }
-    groups["job"] |= {"checkpoint_interval_ms": "2000", "checkpoint_dir": str(tmp_path / "ckpt")}
+    groups = sample_groups()
+    groups["job"] |= {"checkpoint_interval_ms": "2000", "checkpoint_dir": str(tmp_path / "ckpt"),
+                      "idle_timeout_ms": "0"}
     groups["kinesis"] |= {
         "clicks_stream_arn": arns["clicks"],
         "anomalies_stream_arn": arns["anomalies"],
@@ -160,12 +182,15 @@ def read_outputs(aws_stack, scenario):
     )
 
 
-def run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes, log_path):
+def run_job_until_consumed(
+    command, env, aws_stack, scenario, produced, flushes, log_path, cwd=None
+):
     """Run the job until every event is archived or dead-lettered, every window is scored, and
     the anomalies stream holds every flagged window (the deadline, otherwise)."""
     with log_path.open("w") as log:
         job = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd,
         )
     deadline = time.monotonic() + JOB_DEADLINE_S
     outputs = None
@@ -193,6 +218,31 @@ def run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes,
                 os.killpg(job.pid, signal.SIGKILL)
                 job.wait()
     return read_outputs(aws_stack, scenario)
+
+
+def assert_same_as_embedded(outputs, embedded, log_path):
+    """The scored windows, anomalies and dead letters equal the embedded run's on the same input.
+
+    Up to the last two windows with events: those close at the end of the input there (where
+    no empty window is synthesised: the end of a file is no outage) and on the flush here.
+    """
+    log = log_path.read_text()[-3000:]
+    end_ms = max(w["window_end_ms"] for w in embedded["scored_windows"] if not w["synthetic"])
+    end_ms -= 2 * WINDOW_MS
+    here = {
+        "scored_windows": outputs.scored_windows,
+        "anomalies": [record for _, record in outputs.anomalies],
+        "dead_letters": outputs.dead_letters,
+    }
+    for name in OUTPUTS:
+        got, want = (
+            canonical([r for r in records if r.get("window_end_ms", 0) <= end_ms])
+            for records in (here[name], embedded[name])
+        )
+        assert len(got) == len(want) and got == want, (
+            f"{name}: {len(got)} here, {len(want)} embedded; first difference: "
+            f"{next(((a, b) for a, b in zip(got, want, strict=False) if a != b), None)}\n{log}"
+        )
 
 
 def assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path):
@@ -226,7 +276,7 @@ def assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_p
 
 
 def test_job_reads_kinesis_and_writes_anomalies_dead_letters_and_archive(
-    aws_stack, scenario, simulation, tmp_path, subprocess_env
+    aws_stack, scenario, simulation, embedded, tmp_path, subprocess_env
 ):
     # GIVEN a simulated stream with injected anomalies on the clicks stream
     produced, flushes = produce(aws_stack, simulation, scenario, tmp_path)
@@ -235,12 +285,14 @@ def test_job_reads_kinesis_and_writes_anomalies_dead_letters_and_archive(
     command = [BIN / "clicksentry", "run", "--properties", scenario.properties]
     log_path = tmp_path / "job.log"
     outputs = run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes, log_path)
-    # THEN the counts reconcile and every injected anomaly is on the anomalies stream
+    # THEN the counts reconcile, injected anomalies are on the anomalies stream, and the output
+    # is the embedded job's on the same input
     assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path)
+    assert_same_as_embedded(outputs, embedded, log_path)
 
 
 def test_managed_flink_artefact_runs_from_its_zip(
-    aws_stack, scenario, simulation, tmp_path, subprocess_env, managed_flink_zip
+    aws_stack, scenario, simulation, embedded, tmp_path, subprocess_env, managed_flink_zip
 ):
     # GIVEN the Managed Flink zip, unpacked, and a simulated stream on the clicks stream
     app = tmp_path / "app"
@@ -257,8 +309,10 @@ def test_managed_flink_artefact_runs_from_its_zip(
     }
     log_path = tmp_path / "main.log"
     outputs = run_job_until_consumed(
-        [sys.executable, app / "main.py"], env, aws_stack, scenario, produced, flushes, log_path
+        [sys.executable, app / "main.py"], env, aws_stack, scenario, produced, flushes, log_path,
+        cwd=app,
     )
     # THEN the job ran from the zip's own packages and did the same work
     assert f"packages from {app / 'dep'}" in log_path.read_text()
     assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path)
+    assert_same_as_embedded(outputs, embedded, log_path)

@@ -2,7 +2,9 @@ package io.clicksentry.flink;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
+import org.apache.flink.metrics.Counter;
 import org.apache.flink.table.annotation.DataTypeHint;
+import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
@@ -71,6 +73,9 @@ public class ParseClickEvent extends ScalarFunction {
     private static final String[] TOO_LONG = reasons("too_long:");
     private static final String[] BAD_VALUE = reasons("bad_value:");
 
+    /** Every payload parsed: the counter {@code eventsIn} ({@link Metrics}). */
+    private transient Counter eventsIn;
+
     static final String PAYLOAD_TOO_LARGE = "payload_too_large";
     static final String BAD_JSON = "bad_json";
     static final String TOO_DEEP = "too_deep";
@@ -80,6 +85,9 @@ public class ParseClickEvent extends ScalarFunction {
                     + " ip STRING, user_agent STRING, page STRING, campaign STRING,"
                     + " ad_id STRING, action STRING, referrer STRING, reason STRING>")
     Row eval(String payload) {
+        if (eventsIn != null) {
+            eventsIn.inc();
+        }
         Row row = new Row(FIELD_COUNT + 1);
         Fields fields = new Fields();
         String reason;
@@ -99,6 +107,11 @@ public class ParseClickEvent extends ScalarFunction {
     }
 
     /** The fields of one payload as read (the last occurrence of a key wins). */
+    @Override
+    public void open(FunctionContext context) {
+        eventsIn = Metrics.of(context.getMetricGroup()).counter("eventsIn");
+    }
+
     private static final class Fields {
         // What a field held.
         private static final byte ABSENT = 0; // key absent or value null
