@@ -291,6 +291,35 @@ class ClicksentryStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
 
+    def _log_stream(
+        self, construct_id: str, group_name: str, stream_name: str
+    ) -> tuple[logs.LogGroup, logs.LogStream]:
+        """A log group (id ``<construct_id>s``) and a named stream in it (``…Stream``)."""
+        log_group = self._log_group(f"{construct_id}s", group_name)
+        log_stream = logs.LogStream(
+            self,
+            f"{construct_id}Stream",
+            log_group=log_group,
+            log_stream_name=stream_name,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        return log_group, log_stream
+
+    def _role(
+        self,
+        construct_id: str,
+        service: str,
+        description: str | None = None,
+        conditions: dict[str, Any] | None = None,
+    ) -> iam.Role:
+        """A role that ``service`` (``<name>.amazonaws.com``) assumes, under ``conditions``."""
+        return iam.Role(
+            self,
+            construct_id,
+            assumed_by=iam.ServicePrincipal(service, conditions=conditions),
+            description=description,
+        )
+
     # -- data ---------------------------------------------------------------------------------
 
     def _stream(self, construct_id: str, name: str, shards: cdk.CfnParameter) -> kinesis.Stream:
@@ -363,22 +392,14 @@ class ClicksentryStack(cdk.Stack):
 
     def _flink_application(self, flink_zip: Path) -> kda.CfnApplication:
         code = s3_assets.Asset(self, "JobCode", path=str(flink_zip))
-        log_group = self._log_group("JobLogs", f"/aws/kinesis-analytics/{spec.APPLICATION}")
-        log_stream = logs.LogStream(
-            self,
-            "JobLogStream",
-            log_group=log_group,
-            log_stream_name=JOB_LOG_STREAM,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+        log_group, log_stream = self._log_stream(
+            "JobLog", f"/aws/kinesis-analytics/{spec.APPLICATION}", JOB_LOG_STREAM
         )
-        role = iam.Role(
-            self,
+        role = self._role(
             "JobRole",
-            assumed_by=iam.ServicePrincipal(
-                "kinesisanalytics.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
-            ),
-            description="clicksentry Managed Flink application",
+            "kinesisanalytics.amazonaws.com",
+            "clicksentry Managed Flink application",
+            conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
         )
         clicks, anomalies, dead_letters = (
             self.streams["clicks"],
@@ -565,12 +586,7 @@ class ClicksentryStack(cdk.Stack):
         }
         self.tables = tables
         log_group = self._log_group("AlertsLogs", f"/aws/lambda/{spec.FUNCTION}")
-        role = iam.Role(
-            self,
-            "AlertsRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="clicksentry alerting Lambda",
-        )
+        role = self._role("AlertsRole", "lambda.amazonaws.com", "clicksentry alerting Lambda")
         anomalies = self.streams["anomalies"]
         item_actions = [
             "dynamodb:ConditionCheckItem",
@@ -694,11 +710,10 @@ class ClicksentryStack(cdk.Stack):
         """``POST /clicks`` → PutRecord, ``POST /clicks/batch`` → PutRecords, no Lambda between."""
         clicks = self.streams["clicks"]
         access_logs = self._log_group("IngestAccessLogs", f"/aws/apigateway/{spec.API}")
-        role = iam.Role(
-            self,
+        role = self._role(
             "IngestRole",
-            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            description="clicksentry ingest API: puts clicks on the clicks stream",
+            "apigateway.amazonaws.com",
+            "clicksentry ingest API: puts clicks on the clicks stream",
         )
         iam.Policy(
             self,
@@ -830,23 +845,15 @@ class ClicksentryStack(cdk.Stack):
     def _dead_letter_archive(self) -> None:
         """Firehose copies the dead-letter stream to ``dead-letters/dt=…/hour=…/`` (JSON lines)."""
         dead_letters = self.streams["dead_letters"]
-        log_group = self._log_group(
-            "DeadLetterArchiveLogs", "/aws/kinesisfirehose/clicksentry-dead-letters"
+        log_group, log_stream = self._log_stream(
+            "DeadLetterArchiveLog",
+            "/aws/kinesisfirehose/clicksentry-dead-letters",
+            DELIVERY_LOG_STREAM,
         )
-        log_stream = logs.LogStream(
-            self,
-            "DeadLetterArchiveLogStream",
-            log_group=log_group,
-            log_stream_name=DELIVERY_LOG_STREAM,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        role = iam.Role(
-            self,
+        role = self._role(
             "DeadLetterArchiveRole",
-            assumed_by=iam.ServicePrincipal(
-                "firehose.amazonaws.com",
-                conditions={"StringEquals": {"sts:ExternalId": cdk.Aws.ACCOUNT_ID}},
-            ),
+            "firehose.amazonaws.com",
+            conditions={"StringEquals": {"sts:ExternalId": cdk.Aws.ACCOUNT_ID}},
         )
         policy = iam.Policy(
             self,
