@@ -128,30 +128,29 @@ class ClicksentryStack(cdk.Stack):
         self.parallelism = number(
             "Parallelism", 2, "Flink parallelism (docs/kinesis.md: equal to the clicks shards)"
         )
+        def choice(name: str, options: list[str], description: str):
+            return cdk.CfnParameter(
+                self,
+                name,
+                type="String",
+                default=options[0],
+                allowed_values=options,
+                description=description,
+            )
+
         self.parallelism_per_kpu = number("ParallelismPerKpu", 1, "Flink parallelism per KPU")
-        self.autoscaling = cdk.CfnParameter(
-            self,
-            "AutoScaling",
-            type="String",
-            default="false",
-            allowed_values=["true", "false"],
-            description="Let the service raise the parallelism under load",
+        self.autoscaling = choice(
+            "AutoScaling", ["false", "true"], "Let the service raise the parallelism under load"
         )
-        self.metrics_level = cdk.CfnParameter(
-            self,
+        self.metrics_level = choice(
             "MetricsLevel",
-            type="String",
-            default="APPLICATION",
-            allowed_values=["APPLICATION", "OPERATOR", "TASK", "PARALLELISM"],
-            description="Granularity of the job's metrics in CloudWatch",
+            ["APPLICATION", "OPERATOR", "TASK", "PARALLELISM"],
+            "Granularity of the job's metrics in CloudWatch",
         )
-        self.initial_position = cdk.CfnParameter(
-            self,
+        self.initial_position = choice(
             "InitialPosition",
-            type="String",
-            default="TRIM_HORIZON",
-            allowed_values=["TRIM_HORIZON", "LATEST"],
-            description="Where a job without state starts reading the clicks stream",
+            ["TRIM_HORIZON", "LATEST"],
+            "Where a job without state starts reading the clicks stream",
         )
         self.raw_retention_days = number(
             "RawEventsRetentionDays", 30, "Days raw events (user ids, IPs) are kept in the archive"
