@@ -26,7 +26,8 @@ def run_embedded(
     groups: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, list[dict]]:
     """Run the job over ``events_file`` (``groups`` override settings) with outputs under
-    ``root``; returns each of :data:`OUTPUTS` as a list of records."""
+    ``root``; returns each of :data:`OUTPUTS`, and the ``entity_evictions``, as a list of
+    records."""
     os.environ["IS_LOCAL"] = "1"
     settings = {group: dict(values) for group, values in (groups or {}).items()}
     settings["job"] = {**settings.get("job", {}), "source": "embedded",
@@ -36,7 +37,10 @@ def run_embedded(
     outputs = LocalOutputs(root)
     t_env = create_environment(config, local=True)
     define_pipeline(t_env, config, local_tables(events_file, outputs)).execute().wait()
-    return {name: list(read_json_lines(getattr(outputs, name))) for name in OUTPUTS}
+    return {
+        name: list(read_json_lines(getattr(outputs, name)))
+        for name in (*OUTPUTS, "entity_evictions")
+    }
 
 
 def canonical(records: list[dict]) -> list[str]:

@@ -9,13 +9,11 @@ the run summary counts them, and at most 1,000 pages are kept.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
+from embedded_job import run_embedded
 
-from flink_jobs.config import load_config
-from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from localdev.run_summary import read_json_lines, run_summary
+from localdev.run_summary import run_summary
 
 pytestmark = pytest.mark.flink
 
@@ -38,22 +36,15 @@ def run(tmp_path_factory):
                     for i in range(FLOOD)]
     events = root / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
-    os.environ["IS_LOCAL"] = "1"
-    config = load_config(groups={
-        "job": {"parallelism": "1", "out_dir": str(root),
-                "checkpoint_dir": str(root / "checkpoints")},
+    outputs = run_embedded(events, root, 1, {
         "scoring": {"max_entities": str(MAX_ENTITIES), "shards_per_entity_type": "2"},
     })
-    outputs = LocalOutputs(root)
-    t_env = create_environment(config, local=True)
-    define_pipeline(t_env, config, local_tables(events, outputs)).execute().wait()
-    windows = list(read_json_lines(outputs.scored_windows))
-    evictions = list(read_json_lines(outputs.entity_evictions))
+    windows, evictions = outputs["scored_windows"], outputs["entity_evictions"]
     return {
         "lines": lines,
         "windows": windows,
         "evictions": evictions,
-        "summary": run_summary(len(lines), read_json_lines(outputs.dead_letters), windows, None,
+        "summary": run_summary(len(lines), outputs["dead_letters"], windows, None,
                                evictions),
     }
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json as jsonlib
-import os
 from collections import Counter
 
 import pytest
+from embedded_job import run_embedded
 
-from flink_jobs.config import load_config
-from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
 from localdev.cli import train
-from localdev.run_summary import read_json_lines, run_summary
+from localdev.run_summary import run_summary
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 from models import artifacts
 from models.features import FEATURE_NAMES
@@ -35,16 +33,10 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulated")
     simulation = simulate(STREAM)
     events_file, _ = write_simulation(simulation, root / "sim")
-    os.environ["IS_LOCAL"] = "1"
-    config = load_config(groups={"job": {
-        "parallelism": "2", "out_dir": str(root), "checkpoint_dir": str(root / "checkpoints"),
-    }})
-    outputs = LocalOutputs(root)
-    t_env = create_environment(config, local=True)
-    define_pipeline(t_env, config, local_tables(events_file, outputs)).execute().wait()
-    dead = list(read_json_lines(outputs.dead_letters))
-    windows = list(read_json_lines(outputs.scored_windows))
-    anomalies = list(read_json_lines(outputs.anomalies))
+    outputs = run_embedded(events_file, root, 2)
+    dead, windows, anomalies = (
+        outputs[name] for name in ("dead_letters", "scored_windows", "anomalies")
+    )
     return {
         "root": root,
         "simulation": simulation,
