@@ -9,12 +9,17 @@ Layout, as the service's run options expect (see docs/kinesis.md)::
         krcf/ river/ sklearn/ ...  #   third-party packages the Flink runtime lacks
     application_properties.json    # sample runtime properties (every group the job reads)
 
-The service installs nothing with pip at run time. Third-party packages are installed by pip for
-its platform (x86_64 Linux: ``manylinux2014``, or ``manylinux_2_28`` where a package only ships
-that — krcf does —, CPython 3.11, wheels only) at the versions pinned in
-``constraints.txt``, without their dependencies: the list is the dependency closure of the
-project's runtime requirements minus the closure of ``apache-flink``, which the runtime brings
-(numpy, pandas, pyarrow, …). Entries are sorted and dated 1980-01-01: same inputs, same bytes.
+The service installs nothing with pip at run time, and every native extension in ``dep/`` must
+load on the oldest glibc its images may run: ``manylinux2014``, glibc 2.17 (``glibc_floor.py``
+says why). Third-party packages are the dependency closure of the project's runtime requirements
+minus the closure of ``apache-flink``, which the runtime brings (numpy, pandas, pyarrow, …), at
+the versions pinned in ``constraints.txt``, without their dependencies. Each is PyPI's wheel for
+x86_64 ``manylinux2014`` / CPython 3.11 (downloaded once into a per-machine wheelhouse) or,
+where that version publishes no such wheel (krcf ships ``manylinux_2_28`` only), a wheel built
+from its sdist for glibc 2.17 by ``build_wheels.py`` (cached per machine; the first build takes
+minutes). pip installs them from those two places only, and every ELF file
+installed is checked against the floor before it is zipped. Entries are sorted and dated
+1980-01-01: same inputs, same bytes.
 
 Usage: ``python deploy/package_flink.py [--output PATH]`` (``make package`` runs it).
 """
@@ -23,13 +28,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
+import build_wheels
+from glibc_floor import MANYLINUX2014, problems_under
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from reproducible_zip import is_build_clutter, write_zip
@@ -46,11 +55,11 @@ PROJECT_PACKAGES = ("flink_jobs", "models", "udfs")
 JOB_REQUIREMENTS = ("krcf", "river", "scikit-learn", "skops", "msgpack", "boto3")
 RUNTIME = "apache-flink"
 DEP_DIR = "dep"
+#: The service's platform; pip also accepts the older manylinux tags for it (2010, 1).
+PLATFORM = "manylinux2014_x86_64"
 PIP_PLATFORM = (
     "--platform",
-    "manylinux2014_x86_64",
-    "--platform",
-    "manylinux_2_28_x86_64",
+    PLATFORM,
     "--implementation",
     "cp",
     "--python-version",
@@ -97,9 +106,59 @@ def third_party() -> dict[str, str]:
     return {n: v for n, v in sorted(closure(JOB_REQUIREMENTS).items()) if n not in provided}
 
 
+def wheelhouse() -> Path:
+    """Per-machine store of the PyPI wheels downloaded for :data:`PLATFORM`."""
+    return build_wheels.cache_dir() / "wheelhouse" / PLATFORM
+
+
+def _download(name: str, version: str, into: Path) -> bool:
+    """Fetch PyPI's wheel of ``name==version`` for the platform; False if it publishes none."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            "--dest", str(into), *PIP_PLATFORM, f"{name}=={version}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0 and "No matching distribution" not in done.stderr:
+        raise SystemExit(f"pip download {name}=={version} failed:\n{done.stderr}")
+    return done.returncode == 0
+
+
+def wheels(packages: dict[str, str]) -> list[Path]:
+    """One wheel per pinned package for the service's platform: PyPI's, or built from the sdist.
+
+    Cached per machine: a pin already in the wheelhouse or built before asks no registry.
+    """
+    store = wheelhouse()
+    store.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Path] = {}
+    wanted: list[tuple[str, str]] = []
+    for name, version in packages.items():
+        path = build_wheels.wheel_in(store, name, version) or build_wheels.cached(name, version)
+        if path is None:
+            wanted.append((name, version))
+        else:
+            found[name] = path
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        published = list(pool.map(lambda pin: _download(*pin, store), wanted))
+    for (name, version), on_pypi in zip(wanted, published, strict=True):
+        if on_pypi:
+            found[name] = build_wheels.wheel_in(store, name, version)
+        else:
+            log.info("%s==%s has no %s wheel: building it from its sdist", name, version, PLATFORM)
+            found[name] = build_wheels.build(name, version)
+    return [found[name] for name in packages]
+
+
 def install(packages: dict[str, str], target: Path) -> None:
-    """pip-install the pinned ``packages`` for the service's platform into ``target``."""
-    pins = [f"{name}=={version}" for name, version in packages.items()]
+    """pip-install the pinned ``packages`` for the service's platform into ``target``.
+
+    From the wheels of :func:`wheels` only, found by name (a wheel given by path would leave
+    its local path in the installed ``direct_url.json``).
+    """
+    places = sorted({str(wheel.parent) for wheel in wheels(packages)})
     subprocess.run(
         [
             sys.executable,
@@ -109,12 +168,15 @@ def install(packages: dict[str, str], target: Path) -> None:
             "--quiet",
             "--no-compile",
             "--no-deps",
+            "--no-index",
+            *(f"--find-links={place}" for place in places),
             "--target",
             str(target),
             *PIP_PLATFORM,
-            *pins,
+            *(f"{name}=={version}" for name, version in packages.items()),
         ],
         check=True,
+        env={k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"},
     )
 
 
@@ -155,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="clicksentry-flink-") as staging:
         install(packages, Path(staging))
+        problems = problems_under(Path(staging), MANYLINUX2014)
+        if problems:
+            raise SystemExit(f"native code in {DEP_DIR}/ needs more than {MANYLINUX2014.name}: "
+                             f"{problems}")
         files = package_files(Path(staging))
         write_zip(files, args.output)
     size_mb = args.output.stat().st_size / 1e6
