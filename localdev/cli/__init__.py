@@ -31,6 +31,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("alerts", "localdev.cli.alerts", "run the alerting Lambda locally on a stream"),
     Command("score-series", "localdev.cli.score_series", "score NAB-style CSV series"),
     Command("evaluate", "localdev.cli.evaluate", "NAB-style evaluation of scored series"),
+    Command("replay", "localdev.cli.replay", "run the job over archived raw events (backfill)"),
     Command("train", "localdev.cli.train", "fit the supervised forest on the archive + labels"),
 )
 

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from flink_jobs.config import ConfigError, load_config
+from flink_jobs.config import Config, ConfigError, load_config
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
 from localdev.run_summary import read_json_lines, run_summary
 from localdev.simulator import SimulationConfig, simulate, write_simulation
@@ -85,9 +85,7 @@ def main(args: argparse.Namespace) -> int:
 
         return run_kinesis.main(config)
     outputs = LocalOutputs(Path(config.get("job", "out_dir")))
-    for stale in (outputs.anomalies, outputs.scored_windows, outputs.dead_letters,
-                  outputs.raw_events, outputs.entity_evictions):
-        shutil.rmtree(stale, ignore_errors=True)
+    clear_outputs(outputs)
     truth = None
     if args.events:
         events_file = args.events
@@ -98,6 +96,21 @@ def main(args: argparse.Namespace) -> int:
         simulation = simulate(sim_cfg)
         events_file, _ = write_simulation(simulation, outputs.root / "sim")
         truth = simulation.truth
+    return run_job(config, outputs, events_file, truth)
+
+
+def clear_outputs(outputs: LocalOutputs) -> None:
+    """Remove a previous run's outputs below ``outputs.root`` (nothing else there)."""
+    for stale in (outputs.anomalies, outputs.scored_windows, outputs.dead_letters,
+                  outputs.raw_events, outputs.entity_evictions):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_job(config: Config, outputs: LocalOutputs, events_file: Path, truth: dict | None) -> int:
+    """Run the job over ``events_file`` to its end; print and write the run summary.
+
+    Exit status 0 when every event was windowed or dead-lettered (reconciled), else 1.
+    """
     with events_file.open("rb") as lines:
         events_in = sum(1 for _ in lines)
     print(f"running the job on {events_in} events from {events_file} "
