@@ -125,3 +125,34 @@ infra-lock:
 	rm -rf /tmp/clicksentry-infra-lock && $(PYTHON) -m venv /tmp/clicksentry-infra-lock
 	/tmp/clicksentry-infra-lock/bin/pip install --quiet -r deploy/infra/requirements.txt
 	/tmp/clicksentry-infra-lock/bin/pip freeze | sed '1i # Full lock of .venv-infra (pip freeze). Regenerate: make infra-lock' > deploy/infra/requirements.lock
+
+## make notebooks (part of `make test`): the retraining notebooks (notebooks/explore.ipynb,
+## notebooks/retrain.ipynb; their reviewed sources are the jupytext .py beside them) executed top to
+## bottom against an archive the real job writes in the same run, read from S3 on a moto server
+## of the test's own (tests/notebooks/; docs/retraining.md). Jupyter, DuckDB and matplotlib live
+## in their own virtualenv $(NB_VENV), installed exactly from notebooks/requirements.lock (their
+## pins clash with PyFlink's), with numpy/scikit-learn/scipy/skops at the job's versions and the
+## project itself installed --no-deps.
+.PHONY: notebooks notebooks-venv notebooks-lock
+NB_VENV  := .venv-notebooks
+NB_STAMP := $(NB_VENV)/.installed
+
+notebooks-venv: $(NB_STAMP)
+
+$(NB_STAMP): notebooks/requirements.txt notebooks/requirements.lock pyproject.toml
+	test -x $(NB_VENV)/bin/python || $(PYTHON) -m venv $(NB_VENV)
+	$(NB_VENV)/bin/pip install --quiet --upgrade pip
+	$(NB_VENV)/bin/pip install --quiet -r notebooks/requirements.txt -c notebooks/requirements.lock
+	$(NB_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+test: $(NB_STAMP)
+
+notebooks: $(STAMP) $(NB_STAMP) jar
+	$(BIN)/pytest tests/notebooks
+
+## make notebooks-lock: re-resolve notebooks/requirements.lock after changing requirements.txt.
+notebooks-lock:
+	rm -rf /tmp/clicksentry-notebooks-lock && $(PYTHON) -m venv /tmp/clicksentry-notebooks-lock
+	/tmp/clicksentry-notebooks-lock/bin/pip install --quiet -r notebooks/requirements.txt
+	/tmp/clicksentry-notebooks-lock/bin/pip freeze | sed '1i # Full lock of .venv-notebooks (pip freeze). Regenerate: make notebooks-lock' > notebooks/requirements.lock

@@ -20,6 +20,11 @@ Traceback (most recent call last):
 flink_jobs.config.ConfigError: job.paralelism: unknown setting (known in job: ...)
 >>> load_config(groups={"job": {"source": "embedded"}}).get("job", "parallelism")
 1
+>>> load_config(groups={"scoring": {"detector": "rcf-kda",
+...                                 "detector_params": '{"numberOfTrees": 0}'}})
+Traceback (most recent call last):
+...
+flink_jobs.config.ConfigError: scoring.detector_params: numberOfTrees: ... >= 1, got 0
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES
+from models.features import FEATURE_NAMES
+from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, detector_params
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +96,23 @@ def _optional_text(raw: str) -> str:
     return raw.strip()
 
 
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expected a JSON object, got {raw!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {raw!r}")
+    return value
+
+
+def _sha256_or_empty(raw: str) -> str:
+    pin = raw.strip().lower()
+    if pin and (len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin)):
+        raise ValueError(f"expected empty or a SHA-256 (64 hex digits), got {raw!r}")
+    return pin
+
+
 def _flag(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered not in {"true", "false"}:
@@ -127,6 +150,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
     Setting("scoring", "detector", _choice(*DETECTOR_NAMES), DEFAULT_DETECTOR,
             "registry name of the detector (models/registry.py)"),
+    Setting("scoring", "detector_params", _json_object, "{}",
+            "JSON object overriding the detector's parameters: KDA's numberOfTrees,"
+            " subSampleSize, timeDecay, shingleSize, or its own (columns, threshold_params, ...;"
+            " see docs/detectors.md); read as models.registry.detector_params for the detector"),
+    Setting("scoring", "model_uri", _optional_text, "",
+            "a retrained forest that decides which windows are anomalies: its pointer"
+            " …/models/<name>/current.json (followed) or one version …/models/<name>/<version>/,"
+            " a local path or s3:// (docs/retraining.md); empty = the online detector decides"),
+    Setting("scoring", "model_sha256", _sha256_or_empty, "",
+            "pin: load only a model artefact with this SHA-256 (besides its card's)"),
+    Setting("scoring", "model_poll_seconds", _integer(1), "60",
+            "how often the model pointer is read again (processing time); a new version takes"
+            " over without a restart"),
     Setting("scoring", "shards_per_entity_type", _integer(1), "4",
             "keyed-state shards per entity type; each holds one shared model"),
     Setting("scoring", "max_gap_windows", _integer(0), "6",
@@ -255,5 +291,13 @@ def load_config(
             parsed.setdefault(s.group, {})[s.key] = s.parse(text)
         except ValueError as exc:
             raise ConfigError(f"{s.group}.{s.key}: {exc}") from None
+    # The one setting read against another: the detector's parameters, for the chosen detector.
+    scoring = parsed["scoring"]
+    try:
+        scoring["detector_params"] = detector_params(
+            scoring["detector"], scoring["detector_params"], FEATURE_NAMES
+        )
+    except ValueError as exc:
+        raise ConfigError(f"scoring.detector_params: {exc}") from None
     logger.info("configuration loaded from %s", path or "defaults")
     return Config(parsed, str(path) if path else None)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flink_jobs.aws_connectors import add_jar_to_planner, jar_url
 from flink_jobs.config import Config
@@ -42,8 +43,15 @@ from flink_jobs.tables import (
     sink_ddl,
     source_ddl,
 )
-from udfs.scored_window import EVICTION_COLUMNS, SCORED_ROW_TYPE
-from udfs.scoring_operator import EVICTIONS, ScoreEntityWindows
+from udfs.latency import FIRED_AT_COLUMN, LATENCY_COLUMNS
+from udfs.scored_window import EVICTION_COLUMNS, MODEL_EVENT_COLUMNS, SCORED_ROW_TYPE
+from udfs.scoring_operator import (
+    EVICTIONS,
+    LATENCIES,
+    MODEL_EVENTS,
+    ScoreEntityWindows,
+    start_model_watch,
+)
 from udfs.shard import shard_key
 
 logger = logging.getLogger(__name__)
@@ -59,6 +67,10 @@ class JobTables:
     scored_windows: Mapping[str, str]
     raw_events: Mapping[str, str] | None = None
     entity_evictions: Mapping[str, str] | None = None
+    #: Published model versions loaded or rejected (``scoring.model_uri``).
+    model_events: Mapping[str, str] | None = None
+    #: One row per scored window: its window-to-anomaly latency (:mod:`udfs.latency`).
+    window_latencies: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,16 @@ class LocalOutputs:
         """Entities dropped to keep each shard within ``scoring.max_entities``."""
         return self.root / "entity-evictions"
 
+    @property
+    def model_events(self) -> Path:
+        """Published model versions loaded or rejected (``scoring.model_uri``)."""
+        return self.root / "model-events"
+
+    @property
+    def window_latencies(self) -> Path:
+        """Per scored window, ``window_end_ms`` and ``latency_ms`` (:mod:`udfs.latency`)."""
+        return self.root / "window-latencies"
+
 
 def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
     """Filesystem source (one JSON payload per line) and local file sinks."""
@@ -102,6 +124,8 @@ def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
         scored_windows=local_file_options(outputs.scored_windows, "json"),
         raw_events=local_file_options(outputs.raw_events, "raw"),
         entity_evictions=local_file_options(outputs.entity_evictions, "json"),
+        model_events=local_file_options(outputs.model_events, "json"),
+        window_latencies=local_file_options(outputs.window_latencies, "json"),
     )
 
 
@@ -204,17 +228,19 @@ def _past_idle_sources(parsed):
     )
 
 
-def define_pipeline(t_env, config: Config, tables: JobTables):
-    """Register tables and views and return the statement set that writes every sink.
+def define_features(t_env, config: Config, source: Mapping[str, str]) -> None:
+    """Register the source and every view up to the feature rows handed to scoring.
 
-    Submit it with ``execute()``: the table environment compiles the generated code with the
-    class loader that sees the project's jar (``env.execute()`` would not).
+    The views, in pipeline order: ``parsed`` (the payload parsed once, in Java), ``classified``
+    (every payload's typed fields and its dead-letter reason, ``NULL`` when valid),
+    ``valid_events``, ``entity_events`` (the fan-out to page, ad and campaign),
+    ``window_counts``, ``ip_counts``, ``top_ip`` and ``window_features``. :func:`define_pipeline`
+    adds scoring and the sinks; ``clicksentry bench`` writes the intermediate views to blackhole
+    sinks to time the stages of the same graph.
     """
-    from pyflink.datastream.functions import KeySelector
     from pyflink.table import Schema
 
-    scoring = config.group("scoring")
-    create_source(t_env, config, tables.source)
+    create_source(t_env, config, source)
     # Parse once (Java), then materialise: without this boundary the planner copies the
     # parse into every branch that reads it — and every field access would call it again.
     # Lateness is judged first here, against the watermark of the source subtask that read the
@@ -255,6 +281,34 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     for name, sql in views.items():
         t_env.create_temporary_view(name, t_env.sql_query(sql))
 
+
+def model_settings(config: Config) -> dict[str, Any]:
+    """What the scoring operator needs to follow ``scoring.model_uri`` (empty: no model).
+
+    A model on S3 is read through ``archive.s3_endpoint`` when set (the local emulator).
+    """
+    scoring = config.group("scoring")
+    return {
+        "uri": scoring["model_uri"],
+        "sha256": scoring["model_sha256"],
+        "poll_seconds": scoring["model_poll_seconds"],
+        "s3_endpoint": config.get("archive", "s3_endpoint"),
+    }
+
+
+def define_pipeline(t_env, config: Config, tables: JobTables):
+    """Register tables and views and return the statement set that writes every sink.
+
+    Submit it with ``execute()``: the table environment compiles the generated code with the
+    class loader that sees the project's jar (``env.execute()`` would not).
+    """
+    from pyflink.datastream.functions import KeySelector
+    from pyflink.table import Schema
+
+    scoring = config.group("scoring")
+    model = model_settings(config)
+    start_model_watch(model)  # a model that cannot be used fails here, naming the setting
+    define_features(t_env, config, tables.source)
     shards = scoring["shards_per_entity_type"]
 
     class ByShard(KeySelector):
@@ -262,17 +316,24 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
             return shard_key(value.entity_type, value.entity_id, shards)
 
     scored = (
-        t_env.to_data_stream(t_env.from_path("window_features"))
+        # Each row stamped with when it was emitted: when the job passed its window's end, the
+        # start of the window-to-anomaly latency (udfs.latency; scoring ignores the stamp).
+        t_env.to_data_stream(t_env.sql_query(
+            f"SELECT *, PROCTIME() AS {FIRED_AT_COLUMN} FROM window_features"
+        ))
         .key_by(ByShard())
         .process(
             ScoreEntityWindows(
                 scoring["detector"],
+                scoring["detector_params"],
                 shards,
                 WINDOW_MS,
                 scoring["max_gap_windows"],
                 scoring["entity_ttl_minutes"],
                 scoring["model_snapshot_windows"],
                 -(-scoring["max_entities"] // shards),  # per shard, rounded up
+                latency_samples=tables.window_latencies is not None,
+                model=model,
             ),
             output_type=SCORED_ROW_TYPE,
         )
@@ -283,12 +344,6 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     for name, sql_type in scored_sql_columns():
         schema.column(name, sql_type)
     t_env.create_temporary_view("scored", t_env.from_data_stream(scored, schema.build()))
-    evictions = Schema.new_builder()
-    for name, _, sql_type in EVICTION_COLUMNS:
-        evictions.column(name, sql_type)
-    t_env.create_temporary_view(
-        "evictions", t_env.from_data_stream(scored.get_side_output(EVICTIONS), evictions.build())
-    )
 
     t_env.execute_sql(sink_ddl("dead_letters", DEAD_LETTER_COLUMNS, tables.dead_letters))
     t_env.execute_sql(sink_ddl("anomalies", [("record", "STRING")], tables.anomalies))
@@ -299,10 +354,22 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     statements.add_insert_sql(f"INSERT INTO dead_letters {dead_letter_select_sql('classified')}")
     statements.add_insert_sql("INSERT INTO anomalies SELECT record FROM scored WHERE is_anomaly")
     statements.add_insert_sql("INSERT INTO scored_windows SELECT * FROM scored")
-    if tables.entity_evictions is not None:
-        columns = [(name, sql_type) for name, _, sql_type in EVICTION_COLUMNS]
-        t_env.execute_sql(sink_ddl("entity_evictions", columns, tables.entity_evictions))
-        statements.add_insert_sql("INSERT INTO entity_evictions SELECT * FROM evictions")
+    side_outputs = (
+        (EVICTIONS, EVICTION_COLUMNS, "entity_evictions", tables.entity_evictions),
+        (MODEL_EVENTS, MODEL_EVENT_COLUMNS, "model_events", tables.model_events),
+        (LATENCIES, LATENCY_COLUMNS, "window_latencies", tables.window_latencies),
+    )
+    for tag, columns, sink, options in side_outputs:
+        if options is not None:
+            rows = Schema.new_builder()
+            for name, _, sql_type in columns:
+                rows.column(name, sql_type)
+            view = f"{sink}_rows"
+            t_env.create_temporary_view(
+                view, t_env.from_data_stream(scored.get_side_output(tag), rows.build())
+            )
+            t_env.execute_sql(sink_ddl(sink, [(n, t) for n, _, t in columns], options))
+            statements.add_insert_sql(f"INSERT INTO {sink} SELECT * FROM {view}")
     if tables.raw_events is not None:
         t_env.execute_sql(
             sink_ddl("raw_events", [("payload", "STRING"), *PARTITION_COLUMNS],

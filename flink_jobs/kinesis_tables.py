@@ -16,7 +16,9 @@ Where each output goes:
 * scored windows and raw events → ``<archive>/scored-windows/`` and ``<archive>/raw-events/``,
   Hive-partitioned ``dt=/hour=``, files committed on checkpoints;
 * entities dropped to keep each shard within ``scoring.max_entities`` →
-  ``<archive>/entity-evictions/``.
+  ``<archive>/entity-evictions/``;
+* published model versions loaded or rejected (``scoring.model_uri``) →
+  ``<archive>/model-events/``.
 """
 
 from __future__ import annotations
@@ -332,6 +334,7 @@ def job_tables(settings: KinesisSettings) -> JobTables:
         entity_evictions=s3_archive_options(
             settings.archive + "entity-evictions/", "archive.path"
         ),
+        model_events=s3_archive_options(settings.archive + "model-events/", "archive.path"),
     )
 
 

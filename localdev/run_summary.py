@@ -93,10 +93,13 @@ def run_summary(
     windows: Iterable[Mapping[str, Any]],
     truth: Mapping[str, Any] | None,
     evictions: Iterable[Mapping[str, Any]] = (),
+    model_events: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``run-summary.json`` document of a finished run.
 
-    ``evictions`` are the entities the job dropped to stay within ``scoring.max_entities``.
+    ``evictions`` are the entities the job dropped to stay within ``scoring.max_entities``;
+    ``model_events`` the published model versions it loaded or rejected (``scoring.model_uri``),
+    summarised as the distinct versions of each event in the order they happened.
 
     >>> s = run_summary(3, [{"reason": "late"}], [{"entity_type": "page", "entity_id": "p",
     ...     "window_end_ms": 10000, "is_anomaly": False, "events": 2.0}], None)
@@ -117,6 +120,12 @@ def run_summary(
         "anomalies": sum(1 for w in windows if w["is_anomaly"]),
         "entity_evictions": dict(sorted(Counter(e["entity_type"] for e in evictions).items())),
     }
+    events = sorted(model_events, key=lambda e: (e["window_end_ms"], e["event"] != "loaded"))
+    if events:
+        summary["model_events"] = {
+            kind: list(dict.fromkeys(e["version"] for e in events if e["event"] == kind))
+            for kind in ("loaded", "rejected")
+        }
     if truth is not None:
         summary.update(detection_summary(windows, truth))
     return summary

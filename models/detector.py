@@ -12,7 +12,8 @@ runs these steps:
 1. turns each window into the scorer's inputs: standardised deviations from its entity's
    running baseline (``inputs="deviation"``), its *level* on a per-entity scale frozen after a
    warm-up (``"level"``: which values are usual for this entity), or the raw features
-   (``"raw"``, as KDA did);
+   (``"raw"``, as KDA's ``RANDOM_CUT_FOREST`` sees its columns) — of every feature, or of the
+   ``columns`` chosen;
 2. scores every window with the shared scorer **before** learning any of them (causal); with
    ``gate_z`` the 0..1 score is scaled down unless the window also deviates from the running
    baseline (``min(1, max |deviation| / gate_z)``) — rare levels that the entity drifted into
@@ -26,6 +27,10 @@ runs these steps:
 5. learns the windows: every entity baseline (with clipped updates) and hold-off; the shared
    scorer all of them, or only the unflagged ones with ``learn_flagged=False``; the threshold the
    scores of unflagged, warmed-up windows.
+
+With ``sequential=True`` the windows of a batch go through these steps one after the other, so
+each window is scored against a scorer that has learned every window before it — KDA's
+``RANDOM_CUT_FOREST`` semantics, where a row's score is computed just before the row is added.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from models.backends import make_scorer
 from models.base import Stateful, feature_names_of, to_matrix
 from models.baseline import BaselineBatch, EwmaBaseline
 from models.holdoff import HoldOff, HoldOffBatch
-from models.params import integer, non_negative, one_of, positive
+from models.params import boolean, integer, name_list, non_negative, one_of, positive
 from models.threshold import AdaptiveThreshold
 
 log = logging.getLogger(__name__)
@@ -86,7 +91,7 @@ class Windows:
         transformed: the features on the baseline's modelling scale.
         history: the entities' states before this batch.
         deviations: standardised deviations from the running baselines, clipped to ``±z_clip``.
-        points: the shared scorer's inputs.
+        points: the shared scorer's inputs (its ``columns`` only).
         expected: each entity's expected features (its raw features if it has no history).
     """
 
@@ -219,6 +224,11 @@ class WindowDetector(Stateful):
             the entity's new normal instead of an alert that never ends.
         min_relative_change: a window is flagged only if some feature differs from its expected
             value by at least this fraction of it (0 = no suppression).
+        columns: the features the shared scorer sees, in this order (``None``: every feature of
+            the windows); the other features still feed the baselines.
+        sequential: score, flag, explain and learn the windows of a batch one after the other
+            (each scored after the ones before it were learned, as KDA scores rows), instead of
+            scoring the whole batch before learning any of it.
 
     >>> det = WindowDetector(
     ...     scorer_params={"num_trees": 20, "sample_size": 32}, threshold_params={"settle": 5}
@@ -239,6 +249,8 @@ class WindowDetector(Stateful):
         non_negative("gate_z"),
         integer("learn_per_batch", 0),
         non_negative("min_relative_change"),
+        name_list("columns", optional=True),
+        boolean("sequential"),
     )
 
     def __init__(
@@ -258,6 +270,8 @@ class WindowDetector(Stateful):
         hold_off: int = 0,
         learn_flagged: bool = True,
         min_relative_change: float = 0.0,
+        columns: Sequence[str] | None = None,
+        sequential: bool = False,
     ) -> None:
         self.name = name
         self.scorer = scorer
@@ -274,6 +288,8 @@ class WindowDetector(Stateful):
         self.hold_off = hold_off
         self.learn_flagged = learn_flagged
         self.min_relative_change = min_relative_change
+        self.columns = columns
+        self.sequential = sequential
         self.check_params()
         if not 0 <= z_deadzone < z_clip:
             raise ValueError(f"z_deadzone must be in [0, z_clip), got {z_deadzone!r}")
@@ -285,14 +301,45 @@ class WindowDetector(Stateful):
         EwmaBaseline(["_"], **self.baseline_params)  # validate now, not at the first batch
         self.batches_ = 0
         self.feature_names_: tuple[str, ...] | None = None
+        self.column_index_: np.ndarray | None = None
         self.baseline_: EwmaBaseline | None = None
 
-    def _fix_features(self, names: tuple[str, ...]) -> EwmaBaseline:
+    def fix_features(self, names: Sequence[str]) -> EwmaBaseline:
+        """Fix the windows' features (at the first window, or from a snapshot); their baseline.
+
+        ``ValueError`` if ``columns`` names a feature the windows do not have.
+
+        >>> WindowDetector(columns=["ctr"]).fix_features(["clicks", "crt"])
+        Traceback (most recent call last):
+        ...
+        ValueError: columns ['ctr'] are not features of the windows (clicks, crt)
+        """
+        names = tuple(names)
         if self.baseline_ is None:
+            scored = tuple(self.columns) if self.columns is not None else names
+            unknown = [c for c in scored if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"columns {unknown} are not features of the windows ({', '.join(names)})"
+                )
             self.feature_names_ = names
-            self.scorer_.feature_names_ = names
+            self.column_index_ = np.array([names.index(c) for c in scored])
+            self.scorer_.feature_names_ = scored
             self.baseline_ = EwmaBaseline(names, **self.baseline_params)
         return self.baseline_
+
+    @property
+    def scored_names(self) -> tuple[str, ...]:
+        """The features the shared scorer sees (``columns``, or all once the features are known).
+
+        >>> det = WindowDetector(columns=["ctr"], scorer_params={"num_trees": 5, "sample_size": 8})
+        >>> _ = det.process([(None, {"clicks": 3.0, "ctr": 0.1})])
+        >>> det.scored_names
+        ('ctr',)
+        """
+        if self.column_index_ is None:
+            return tuple(self.columns or ())
+        return tuple(self.feature_names_[j] for j in self.column_index_)
 
     # -- per-entity state ---------------------------------------------------------------------
     def entity_states(self, states: Sequence[bytes | None]) -> EntityStates:
@@ -339,7 +386,7 @@ class WindowDetector(Stateful):
         >>> w.points.tolist(), w.expected.tolist()
         ([[0.0]], [[3.0]])
         """
-        baseline = self._fix_features(self.feature_names_ or feature_names_of(batch[0][1]))
+        baseline = self.fix_features(self.feature_names_ or feature_names_of(batch[0][1]))
         raw = to_matrix([features for _, features in batch], self.feature_names_)
         history = self.entity_states([state for state, _ in batch])
         past = history.baseline
@@ -353,7 +400,7 @@ class WindowDetector(Stateful):
             level = np.clip(baseline.levels(transformed, past), -self.z_clip, self.z_clip)
             points = shrink(level, self.z_deadzone)
         expected = np.where((past.count > 0)[:, None], baseline.expected(past), raw)
-        return Windows(raw, transformed, history, z, points, expected)
+        return Windows(raw, transformed, history, z, points[:, self.column_index_], expected)
 
     def scorer_inputs(
         self, batch: Sequence[tuple[bytes | None, Mapping[str, float]]]
@@ -402,7 +449,7 @@ class WindowDetector(Stateful):
         """Step 4: kind and explanation of each flagged row, by row index.
 
         The scorer's attribution if it has one, else the deviations (or, for level and raw
-        inputs, the differences from the expected values).
+        inputs, the differences from the expected values); of the scored ``columns`` only.
 
         >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
         >>> det.explanations(det.windows([(None, {"clicks": 3.0})]), np.array([False]))
@@ -411,19 +458,19 @@ class WindowDetector(Stateful):
         rows = np.flatnonzero(flagged)
         if not len(rows):
             return {}
+        cols = self.column_index_
+        raw, expected = windows.raw[:, cols], windows.expected[:, cols]
         if self.scorer_.attributes:
             high, low = self.scorer_.attribution_rows(windows.points[rows])
         else:
             deviation = (
                 windows.points[rows]
                 if self.inputs == "deviation"
-                else windows.raw[rows] - windows.expected[rows]
+                else raw[rows] - expected[rows]
             )
             high, low = np.maximum(deviation, 0.0), np.maximum(-deviation, 0.0)
         return {
-            int(i): explain(
-                self.feature_names_, high[k], low[k], windows.raw[i], windows.expected[i]
-            )
+            int(i): explain(self.scored_names, high[k], low[k], raw[i], expected[i])
             for k, i in enumerate(rows)
         }
 
@@ -479,6 +526,8 @@ class WindowDetector(Stateful):
         """
         if not batch:
             return []
+        if self.sequential and len(batch) > 1:
+            return [out for window in batch for out in self.process([window])]
         windows = self.windows(batch)
         raw_scores, scores = self.score(windows)
         flags = self.flag(windows, scores)
@@ -515,7 +564,7 @@ class WindowDetector(Stateful):
         self.threshold_ = AdaptiveThreshold.from_bytes(state["threshold_"])
         self.batches_ = state["batches_"]
         if state["feature_names_"] is not None:
-            self._fix_features(tuple(state["feature_names_"]))
+            self.fix_features(tuple(state["feature_names_"]))
 
 
 def score_batches(

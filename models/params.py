@@ -3,8 +3,8 @@
 A model stores each constructor parameter as given, under the parameter's name (learned state is
 suffixed ``_``), so its parameters can be read back (:meth:`Parameterised.params`) and the model
 rebuilt from them. Checks are declared as a class's ``CHECKS`` (see :func:`integer`,
-:func:`positive`, :func:`non_negative`, :func:`in_range`, :func:`one_of`) and run by
-:meth:`Parameterised.check_params`.
+:func:`positive`, :func:`non_negative`, :func:`in_range`, :func:`one_of`, :func:`boolean`,
+:func:`name_list`) and run by :meth:`Parameterised.check_params`.
 """
 
 from __future__ import annotations
@@ -112,6 +112,42 @@ def one_of(name: str, choices: Sequence[Any]) -> Rule:
     ValueError: combine must be one of ('mean', 'max'), got 'sum'
     """
     return Rule(name, lambda v: v in choices, f"one of {choices}")
+
+
+def boolean(name: str, *, label: str = "") -> Rule:
+    """``True`` or ``False`` (not 0 / 1).
+
+    >>> boolean("sequential").check(1)
+    Traceback (most recent call last):
+    ...
+    ValueError: sequential must be True or False, got 1
+    """
+    return Rule(name, lambda v: isinstance(v, bool), "True or False", label)
+
+
+def name_list(name: str, *, optional: bool = False, label: str = "") -> Rule:
+    """A non-empty list of distinct strings (or ``None`` if ``optional``); not one string.
+
+    >>> name_list("columns", optional=True).test(None), name_list("columns").test("ctr")
+    (True, False)
+    >>> name_list("columns").check(["ctr", "ctr"])
+    Traceback (most recent call last):
+    ...
+    ValueError: columns must be a non-empty list of distinct names, got ['ctr', 'ctr']
+    """
+
+    def test(v: Any) -> bool:
+        if optional and v is None:
+            return True
+        return (
+            isinstance(v, Sequence)
+            and not isinstance(v, str | bytes)
+            and len(v) > 0
+            and all(isinstance(n, str) and n for n in v)
+            and len(set(v)) == len(v)
+        )
+
+    return Rule(name, test, "a non-empty list of distinct names", label)
 
 
 class Parameterised:

@@ -1,15 +1,19 @@
 """Named detector presets and the factory the job and the CLI use.
 
 ``rcf-kda`` is Kinesis Data Analytics' ``RANDOM_CUT_FOREST`` at its defaults (100 trees, sub-sample
-256, time decay 100000, no shingling; score = KDA score / log2(256)), shared by the entities of a
-shard and fed each entity's standardised deviations from its own baseline: the v1 baseline.
+256, time decay 100000, no shingling) on the raw values of its ``columns`` (default: the click
+shares ``ctr``, ``top_ip_share``, ``bot_share``), shared by the entities of a shard: row by row,
+each window scored before it is added (``raw_score`` = KDA's ``ANOMALY_SCORE``, 0 while the forest
+warms up; ``score`` = that / log2(sub-sample)), every window learned; its ``threshold_params``
+are its flag rule (KDA only scores). :func:`detector_params` reads KDA's parameter names
+(``scoring.detector_params``); docs/detectors.md has the migration table.
 
 The others see each entity's *level* (its features on a per-entity scale frozen after 12 windows,
 so the shared model learns which values are usual), scaled down unless the window also deviates
 from the entity's running baseline (``gate_z``), with one flag per episode (``hold_off``):
 
-* ``rcf-level`` — a 50-tree random cut forest (the default: best NAB score with its own flags,
-  all four simulated anomaly kinds, ≥ 20k scorings/s; see docs/detectors.md);
+* ``rcf-level`` — a 50-tree random cut forest (the default: all four simulated anomaly kinds,
+  ≥ 20k scorings/s; see docs/detectors.md);
 * ``hst-level`` — river's Half-Space Trees;
 * ``iforest-level`` — scikit-learn's isolation forest, refitted on a sliding buffer;
 * ``ensemble-level`` — the mean of the random cut forest's and the Half-Space Trees' scores.
@@ -19,10 +23,11 @@ Thresholds (``threshold_params.floor``) are per detector, fixed across all data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from models.detector import WindowDetector
+from models.features import SHARE_FEATURES
 from models.params import param_names
 from models.rcf import KDA_DEFAULTS
 
@@ -30,13 +35,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rcf-kda": {
         "scorer": "rcf",
         "scorer_params": {**KDA_DEFAULTS, "random_seed": 42},
-        "inputs": "deviation",
-        "threshold_params": {"z": 4.0, "floor": 0.5, "alpha": 0.01, "settle": 100},
-        "warmup": 12,
-        "z_clip": 30.0,
-        "z_deadzone": 2.5,
+        "inputs": "raw",
+        "columns": list(SHARE_FEATURES),
+        "sequential": True,
+        "threshold_params": {"z": 4.0, "floor": 0.35, "alpha": 0.01, "settle": 100},
+        "warmup": 1,
         "learn_flagged": True,
-        "min_relative_change": 0.0,
     },
     "rcf-level": {
         "scorer": "rcf",
@@ -102,6 +106,15 @@ DEFAULT_DETECTOR: str = "rcf-level"
 _NESTED = ("scorer_params", "baseline_params", "threshold_params")
 _PARAMS = frozenset(param_names(WindowDetector)) - {"name"}
 
+#: KDA's ``RANDOM_CUT_FOREST`` parameters (after ``inputStream``, in their order) → the random
+#: cut forest's own names (``scorer_params``).
+KDA_PARAMS: dict[str, str] = {
+    "numberOfTrees": "num_trees",
+    "subSampleSize": "sample_size",
+    "timeDecay": "time_decay",
+    "shingleSize": "shingle_size",
+}
+
 
 def make_detector(name: str, params: Mapping[str, Any] | None = None) -> WindowDetector:
     """Build the detector preset ``name``, with ``params`` overriding the preset's.
@@ -141,3 +154,56 @@ def make_detector(name: str, params: Mapping[str, Any] | None = None) -> WindowD
         return WindowDetector(name=name, **merged)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"detector {name!r}: {exc}") from exc
+
+
+def detector_params(
+    name: str, settings: Mapping[str, Any], features: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Translate ``scoring.detector_params`` into :func:`make_detector` parameters for ``name``.
+
+    Keys are KDA's ``RANDOM_CUT_FOREST`` names (:data:`KDA_PARAMS`: the forest's
+    ``scorer_params``) or the detector's own parameters (``columns``, ``threshold_params``, ...).
+    Each key is checked against the preset on its own, then all together; with ``features``
+    (the windows' features), ``columns`` must be among them. A bad key or value raises
+    ``ValueError`` naming the key.
+
+    >>> detector_params("rcf-kda", {"numberOfTrees": 50, "columns": ["ctr", "bot_share"]})
+    {'scorer_params': {'num_trees': 50}, 'columns': ['ctr', 'bot_share']}
+    >>> detector_params("rcf-kda", {"subSampleSize": 1})
+    Traceback (most recent call last):
+    ...
+    ValueError: subSampleSize: detector 'rcf-kda': sample_size must be an integer >= 2, got 1
+    >>> detector_params("rcf-kda", {"numTrees": 5})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: numTrees: unknown key; known: numberOfTrees, subSampleSize, timeDecay, ...
+    >>> detector_params("rcf-kda", {"columns": ["ctrr"]}, ["clicks", "ctr"])
+    Traceback (most recent call last):
+    ...
+    ValueError: columns: columns ['ctrr'] are not features of the windows (clicks, ctr)
+    """
+    params: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in KDA_PARAMS:
+            part: dict[str, Any] = {"scorer_params": {KDA_PARAMS[key]: value}}
+        elif key in _PARAMS:
+            part = {key: value}
+        else:
+            known = ", ".join([*KDA_PARAMS, *sorted(_PARAMS)])
+            raise ValueError(f"{key}: unknown key; known: {known}")
+        try:
+            detector = make_detector(name, part)
+            if features is not None:
+                detector.fix_features(features)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+        for group, given in part.items():
+            if group not in _NESTED:
+                params[group] = given
+                continue
+            twice = sorted(set(given) & set(params.get(group, {})))
+            if twice:
+                raise ValueError(f"{key}: sets {group}.{twice[0]} a second time")
+            params.setdefault(group, {}).update(given)
+    make_detector(name, params)  # the keys together (e.g. a combination the scorer refuses)
+    return params

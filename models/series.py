@@ -2,17 +2,38 @@
 
 Each row becomes one window ``{"value": v}`` of a single entity, scored before it is learned —
 the same :class:`~models.detector.WindowDetector` code path the Flink job uses.
+:func:`series_detector` builds a preset for such windows.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from models.detector import Verdict, WindowDetector, score_batches
+from models.registry import make_detector
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly")
+#: The one feature of a series' windows.
+VALUE = "value"
+
+
+def series_detector(name: str, params: Mapping[str, Any] | None = None) -> WindowDetector:
+    """The detector preset ``name`` (with ``params``) for one series' ``{"value": v}`` windows.
+
+    A preset that names the features its scorer sees (``columns``, e.g. ``rcf-kda``'s click
+    shares) scores ``value`` instead, unless ``params`` names columns itself.
+
+    >>> series_detector("rcf-kda").columns, series_detector("rcf-level").columns
+    (['value'], None)
+    """
+    params = dict(params or {})
+    detector = make_detector(name, params)
+    if detector.columns is None or "columns" in params:
+        return detector
+    return make_detector(name, {**params, "columns": [VALUE]})
 
 
 def read_series(path: Path) -> tuple[list[str], list[float]]:
@@ -34,12 +55,11 @@ def read_series(path: Path) -> tuple[list[str], list[float]]:
 def score_values(detector: WindowDetector, values: list[float]) -> Iterator[Verdict]:
     """Verdicts of one entity's windows, each scored before it is learned.
 
-    >>> from models.registry import make_detector
-    >>> det = make_detector("rcf-kda", {"scorer_params": {"num_trees": 10, "sample_size": 16}})
+    >>> det = series_detector("rcf-kda", {"scorer_params": {"num_trees": 10, "sample_size": 16}})
     >>> [round(v.score, 3) for v in score_values(det, [1.0, 2.0, 3.0])]
     [0.0, 0.0, 0.0]
     """
-    for [(_, verdict)] in score_batches(detector, ([(0, {"value": v})] for v in values)):
+    for [(_, verdict)] in score_batches(detector, ([(0, {VALUE: v})] for v in values)):
         yield verdict
 
 

@@ -32,7 +32,7 @@ def labelled_inputs(
         ``(rows, labels)``, windows of entities still warming up left out.
 
     >>> from models.registry import make_detector
-    >>> det = make_detector("rcf-kda", {"warmup": 2})
+    >>> det = make_detector("rcf-kda", {"warmup": 2, "columns": ["clicks"]})
     >>> batches = [[("a", {"clicks": float(c)})] for c in (3, 4, 3, 50)]
     >>> rows, ys = labelled_inputs(det, batches, {("a", 3): "click_flood"})
     >>> rows.shape, ys.tolist()

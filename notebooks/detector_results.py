@@ -25,7 +25,6 @@ PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 def nab():
     variants = {name: (name, None) for name in DETECTOR_NAMES}
-    variants["kda-raw (rcf-kda, inputs=raw)"] = ("rcf-kda", {"inputs": "raw"})
     results = nab_scores(NAB / "data", NAB / "combined_windows.json", Path("out/nab"), variants)
     print("| detector | " + " | ".join(f"{p} own / best" for p in PROFILES) + " |")
     print("|---|" + "---|" * len(PROFILES))

@@ -14,8 +14,11 @@ groups (``deploy/src/.../Metrics.java``): ``eventsIn`` (``ParseClickEvent``), ``
   test, its gauges do; a dashboard reads either as a count that grows);
 * gauges ``entitiesTracked`` (entities in this subtask's shards), ``modelAgeWindows`` (windows
   the least experienced shard model of the subtask has learned: low after a fresh start, while
-  the detectors warm up) and ``watermarkLagMs`` (wall-clock time minus the operator's
-  watermark: how far behind real time the windows close).
+  the detectors warm up), ``watermarkLagMs`` (wall-clock time minus the operator's
+  watermark: how far behind real time the windows close), and ``windowToAnomalyP50Ms`` /
+  ``windowToAnomalyP99Ms`` (median and 99th percentile, over the subtask's last 1,024 scored
+  windows, of the time from the job passing a window's end to its record leaving the operator:
+  :mod:`udfs.latency`; 0 before the first).
 
 Metrics only observe: nothing the job outputs depends on them.
 
@@ -24,12 +27,15 @@ Metrics only observe: nothing the job outputs depends on them.
 ...     def add_group(self, name): return self
 ...     def gauge(self, name, read): self.registered[name] = read
 >>> group = Group()
->>> metrics = ScoringMetrics(group, lambda: 3, lambda: 12, lambda: None, now_ms=lambda: 50_000)
+>>> metrics = ScoringMetrics(group, lambda: 3, lambda: 12, lambda: None, now_ms=lambda: 50_000,
+...                          latency_ms=lambda q: 40 if q < 0.9 else 700)
 >>> metrics.scored([{"is_anomaly": True}, {"is_anomaly": False}]); metrics.evicted(2)
 >>> [group.registered[n]() for n in ("windowsScored", "anomalies", "entitiesEvicted")]
 [2, 1, 2]
 >>> [group.registered[n]() for n in ("entitiesTracked", "modelAgeWindows", "watermarkLagMs")]
 [3, 12, 0]
+>>> [group.registered[n]() for n in ("windowToAnomalyP50Ms", "windowToAnomalyP99Ms")]
+[40, 700]
 """
 
 from __future__ import annotations
@@ -43,10 +49,12 @@ METRIC_GROUP = "clicksentry"
 CLOUDWATCH_GROUP = "kinesisanalytics"
 #: Every metric the job registers (``deadLetters_<reason>`` besides), for dashboards and alarms.
 JOB_COUNTERS = ("eventsIn", "deadLetters", "windowsScored", "anomalies", "entitiesEvicted")
-JOB_GAUGES = ("entitiesTracked", "modelAgeWindows", "watermarkLagMs")
+JOB_GAUGES = ("entitiesTracked", "modelAgeWindows", "watermarkLagMs", "windowToAnomalyP50Ms",
+              "windowToAnomalyP99Ms")
 
 
-def _wall_clock_ms() -> int:
+def wall_clock_ms() -> int:
+    """Wall-clock time, epoch milliseconds (what the job's ``PROCTIME()`` stamps use)."""
     return time.time_ns() // 1_000_000
 
 
@@ -59,6 +67,8 @@ class ScoringMetrics:
         model_windows: reads the windows the least experienced shard model has learned.
         watermark_ms: reads the operator's last watermark (``None`` before the first).
         now_ms: the wall clock, for the watermark lag.
+        latency_ms: reads a quantile (0.5, 0.99) of the recent window-to-anomaly latencies
+            (``None`` before the first).
     """
 
     def __init__(
@@ -67,7 +77,8 @@ class ScoringMetrics:
         entities_tracked: Callable[[], int],
         model_windows: Callable[[], int],
         watermark_ms: Callable[[], int | None],
-        now_ms: Callable[[], int] = _wall_clock_ms,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        latency_ms: Callable[[float], float | None] = lambda q: None,
     ):
         metrics = group.add_group(CLOUDWATCH_GROUP).add_group(METRIC_GROUP)
         self.windows_scored = self.anomalies = self.entities_evicted = 0
@@ -82,6 +93,8 @@ class ScoringMetrics:
             return 0 if watermark is None else max(0, now_ms() - watermark)
 
         metrics.gauge("watermarkLagMs", lag)
+        for name, q in (("windowToAnomalyP50Ms", 0.5), ("windowToAnomalyP99Ms", 0.99)):
+            metrics.gauge(name, lambda q=q: int(latency_ms(q) or 0))
 
     def scored(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Count scored window records and the anomalies among them."""

@@ -3,7 +3,8 @@
 Every entity window gets an anomaly record (``docs/anomaly-record.md``), flagged or not; the
 sinks receive it as one row of :data:`SCORED_COLUMNS` — the record's JSON plus flat, queryable
 columns (the scored-window archive's schema, one home). An entity dropped to keep a shard within
-``scoring.max_entities`` is reported as one row of :data:`EVICTION_COLUMNS` (a side output).
+``scoring.max_entities`` is reported as one row of :data:`EVICTION_COLUMNS` (a side output), a
+published model version loaded or rejected as one row of :data:`MODEL_EVENT_COLUMNS` (another).
 
 >>> from models.detector import Verdict
 >>> v = Verdict(score=0.7, raw_score=5.6, threshold=0.5, is_anomaly=True, grade=0.4,
@@ -60,6 +61,18 @@ EVICTION_COLUMNS: tuple[tuple[str, Any, str], ...] = (
 )
 EVICTION_ROW_TYPE = Types.ROW_NAMED(
     [c[0] for c in EVICTION_COLUMNS], [c[1] for c in EVICTION_COLUMNS]
+)
+#: Columns of a model event: a published version taking over or turned away
+#: (:class:`udfs.model_watch.ModelEvent`), at the end of the windows being scored then.
+MODEL_EVENT_COLUMNS: tuple[tuple[str, Any, str], ...] = (
+    ("name", Types.STRING(), "STRING"),
+    ("version", Types.STRING(), "STRING"),
+    ("event", Types.STRING(), "STRING"),
+    ("reason", Types.STRING(), "STRING"),
+    ("window_end_ms", Types.LONG(), "BIGINT"),
+)
+MODEL_EVENT_ROW_TYPE = Types.ROW_NAMED(
+    [c[0] for c in MODEL_EVENT_COLUMNS], [c[1] for c in MODEL_EVENT_COLUMNS]
 )
 #: Columns copied from the record as they are.
 _RECORD_COLUMNS = (

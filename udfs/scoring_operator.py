@@ -17,13 +17,19 @@ Keyed state per shard, all versioned msgpack bytes (never pickled classes):
 
 Nothing expires on processing time: entities idle for ``entity_ttl_minutes`` of event time are
 dropped as windows close.
+
+Every record leaving the operator is timed from its window's end being passed in the job
+(:mod:`udfs.latency`): the gauges ``windowToAnomalyP50Ms``/``P99Ms`` read the recent ones, and
+with ``latency_samples`` every sample also goes to the :data:`LATENCIES` side output.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+import msgpack
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import (
@@ -35,8 +41,10 @@ from pyflink.datastream.state import (
 from models.detector import WindowDetector
 from models.features import FEATURE_NAMES
 from models.registry import make_detector
-from udfs.operator_metrics import ScoringMetrics
-from udfs.scored_window import EVICTION_ROW_TYPE, scored_row
+from udfs.latency import FIRED_AT_COLUMN, LATENCY_ROW_TYPE, WindowLatency
+from udfs.model_watch import ModelWatch, read_uri
+from udfs.operator_metrics import ScoringMetrics, wall_clock_ms
+from udfs.scored_window import EVICTION_ROW_TYPE, MODEL_EVENT_ROW_TYPE, scored_row
 from udfs.shard import (
     Batch,
     ShardState,
@@ -53,6 +61,44 @@ MAX_WATERMARK = 2**63 - 1
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 #: Side output: one row per entity dropped to keep a shard within its entity bound.
 EVICTIONS = OutputTag("entity-evictions", EVICTION_ROW_TYPE)
+#: Side output: one row per published model version loaded or rejected (``scoring.model_uri``).
+MODEL_EVENTS = OutputTag("model-events", MODEL_EVENT_ROW_TYPE)
+#: Side output (with ``latency_samples``): one latency sample per record (:mod:`udfs.latency`).
+LATENCIES = OutputTag("window-latencies", LATENCY_ROW_TYPE)
+
+
+def _plain(params: Mapping[str, Any]) -> Any:
+    """Parameters as a snapshot holds them (msgpack: tuples become lists), for comparison."""
+    return msgpack.unpackb(msgpack.packb(params))
+
+
+def start_model_watch(model: Mapping[str, Any]) -> ModelWatch | None:
+    """The forest ``model["uri"]`` names, loaded (ValueError naming the setting), or None."""
+    if not model.get("uri"):
+        return None
+    endpoint = model.get("s3_endpoint") or None
+    watch = ModelWatch(
+        model["uri"],
+        model.get("sha256", ""),
+        model.get("poll_seconds", 60),
+        read=lambda uri: read_uri(uri, endpoint),
+    )
+    watch.start()
+    return watch
+
+
+def decide(
+    models: ModelWatch, records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[Row]]:
+    """The current forest's verdicts on ``records``, and the model events since the last call.
+
+    The events are stamped with the first window end being decided.
+    """
+    forest = models.current()
+    decided = forest.decide(records) if forest is not None else records
+    at = min(r["window_end_ms"] for r in records)
+    events = [Row(e.name, e.version, e.event, e.reason, at) for e in models.take_events()]
+    return decided, events
 
 
 class ScoreEntityWindows(KeyedProcessFunction):
@@ -61,6 +107,9 @@ class ScoreEntityWindows(KeyedProcessFunction):
     Args:
         detector: registry name of the detector each new shard starts with (a restored shard
             must hold the same, else the job fails naming ``scoring.detector``).
+        detector_params: its parameters (:func:`models.registry.make_detector`'s, validated
+            by the configuration); a restored shard must hold the same, else the job fails naming
+            ``scoring.detector_params``.
         shards: shards per entity type (kept in state: restoring under another count fails
             naming ``scoring.shards_per_entity_type``).
         window_ms: the windows' length (the job's tumbling window).
@@ -70,25 +119,37 @@ class ScoreEntityWindows(KeyedProcessFunction):
             the shard closes; the batches in between are journalled.
         max_entities: entities one shard keeps at most (the least recently seen beyond are
             dropped, each reported on the :data:`EVICTIONS` side output).
+        latency_samples: also emit every record's window-to-anomaly latency on the
+            :data:`LATENCIES` side output (the local runs and the bench read them).
+        model: with ``uri`` (``scoring.model_uri``), a retrained forest decides the windows
+            (:mod:`models.published_forest`), followed by :class:`udfs.model_watch.ModelWatch`
+            (``sha256``, ``poll_seconds``, ``s3_endpoint``); each version loaded or rejected is
+            reported on the :data:`MODEL_EVENTS` side output.
     """
 
     def __init__(
         self,
         detector: str,
+        detector_params: Mapping[str, Any],
         shards: int,
         window_ms: int,
         max_gap_windows: int,
         entity_ttl_minutes: int,
         model_snapshot_windows: int,
         max_entities: int,
+        latency_samples: bool = False,
+        model: Mapping[str, Any] | None = None,
     ) -> None:
         self.detector_name = detector
+        self.detector_params = dict(detector_params)
         self.shards = shards
         self.window_ms = window_ms
         self.max_gap_windows = max_gap_windows
         self.entity_ttl_minutes = entity_ttl_minutes
         self.model_snapshot_windows = model_snapshot_windows
         self.max_entities = max_entities
+        self.latency_samples = latency_samples
+        self.model = dict(model or {})
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Declare the keyed state and register the metrics (:mod:`udfs.operator_metrics`)."""
@@ -105,6 +166,8 @@ class ScoreEntityWindows(KeyedProcessFunction):
         self.journalled: dict[str, int] = {}
         self.evicted: list[Row] = []
         self.watermark_ms: int | None = None
+        self.latency = WindowLatency()
+        self.models = start_model_watch(self.model)
         self.metrics = ScoringMetrics(
             runtime_context.get_metrics_group(),
             entities_tracked=lambda: sum(len(s.entities) for s in self.live_shards.values()),
@@ -112,6 +175,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
                 (w.detector.batches_ for w in self.live_windows.values()), default=0
             ),
             watermark_ms=lambda: self.watermark_ms,
+            latency_ms=self.latency.percentile,
         )
 
     def _shard(self, key: str) -> ShardState:
@@ -143,9 +207,10 @@ class ScoreEntityWindows(KeyedProcessFunction):
         return windows
 
     def _restore_detector(self, key: str) -> WindowDetector:
+        configured = make_detector(self.detector_name, self.detector_params)
         held = self.model_state.value()
         if held is None:
-            detector = make_detector(self.detector_name)
+            detector = configured
         else:
             detector = WindowDetector.from_bytes(held)
             if detector.name != self.detector_name:
@@ -153,6 +218,12 @@ class ScoreEntityWindows(KeyedProcessFunction):
                     f"scoring.detector: shard {key} was restored with detector"
                     f" {detector.name!r}, the job is configured with {self.detector_name!r};"
                     " keep the detector or start without state"
+                )
+            if _plain(detector.params()) != _plain(configured.params()):
+                raise ValueError(
+                    f"scoring.detector_params: shard {key} was restored with a"
+                    f" {detector.name!r} detector of other parameters than the configured ones;"
+                    " keep the parameters or start without state"
                 )
         replayed = 0
         for data in self.journal_state.get() or ():
@@ -181,6 +252,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
             int(value.window_start_ms),
             {name: float(value[name]) for name in FEATURE_NAMES},
         )
+        self.latency.row_fired(end, value[FIRED_AT_COLUMN].to_epoch_milli())
         self._shard(key).pending.setdefault(end, []).append(row)
         self.pending_state.put(f"{end}/{row.entity_id}", pending_row_bytes(end, row))
         # The window's own timer, and one per end where this entity may get an empty window:
@@ -194,12 +266,16 @@ class ScoreEntityWindows(KeyedProcessFunction):
         shard, windows = self._shard(key), self._windows(key)
         pending = {end: [r.entity_id for r in rows] for end, rows in shard.pending.items()}
         watermark = ctx.timer_service().current_watermark()
+        self.latency.watermark_seen(watermark, wall_clock_ms())
         final = watermark >= MAX_WATERMARK
         if not final:
             self.watermark_ms = watermark
         records = windows.close_due(shard, timestamp + 1, final)
         if not records:
             return
+        model_events: list[Row] = []
+        if self.models is not None:
+            records, model_events = decide(self.models, records)
         for end in {r["window_end_ms"] for r in records}:
             for entity_id in pending.get(end, ()):
                 self.pending_state.remove(f"{end}/{entity_id}")
@@ -209,7 +285,14 @@ class ScoreEntityWindows(KeyedProcessFunction):
             if record["is_anomaly"]:
                 logger.info("anomaly %s score=%.3f kind=%s", record["anomaly_id"],
                             record["score"], record["kind"])
-            yield scored_row(record)
+            row = scored_row(record)
+            end = record["window_end_ms"]
+            latency = self.latency.scored(end, wall_clock_ms())
+            yield row
+            if self.latency_samples and latency is not None:
+                yield LATENCIES, Row(end, latency)
+        for row in model_events:
+            yield MODEL_EVENTS, row
         evicted, self.evicted = self.evicted, []
         if evicted:
             logger.warning("shard %s dropped %d entities (scoring.max_entities)", key, len(evicted))

@@ -27,7 +27,7 @@ from models.detector import score_batches
 from models.features import FEATURE_NAMES
 from models.nab import PROFILES, best_threshold, label_series, normalise, null_score, perfect_score
 from models.registry import DETECTOR_NAMES, make_detector
-from models.series import read_series, score_file
+from models.series import read_series, score_file, series_detector
 from udfs.shard import ShardState, ShardWindows, WindowRow, shard_key
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def nab_scores(
     results = {}
     for label, (name, params) in variants.items():
         for source in sorted(data.rglob("*.csv")):
-            score_file(make_detector(name, params), source, out / label / source.relative_to(data))
+            target = out / label / source.relative_to(data)
+            score_file(series_detector(name, params), source, target)
         results[label] = evaluate(data, labels, out / label)
     return results
 

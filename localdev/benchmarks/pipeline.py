@@ -1,9 +1,12 @@
-"""Side-by-side throughput of a pure-SQL window count and the full clicksentry job.
+"""Throughput of the clicksentry job and of cuts of it, each on a local minicluster.
 
-Both read the same JSON-lines file through the same source DDL (raw payload, rowtime from the
-JSON, watermark) on the same local minicluster, one after the other in one process. Throughput
-is events divided by Flink's net job runtime (``JobExecutionResult.get_net_runtime``), which
-leaves out client start-up but not task deployment.
+Every job here reads the same JSON-lines input through the same source DDL (raw payload,
+rowtime from the JSON, watermark), one after the other in one process: a pure-SQL window count
+(the baseline), the stages of :data:`localdev.benchmarks.stages.STAGES` (the job's own views,
+:func:`flink_jobs.job.define_features`, written to blackhole sinks) and the full job with its
+file sinks. Throughput is events divided by Flink's net job runtime
+(``JobExecutionResult.get_net_runtime``), which leaves out client start-up but not task
+deployment.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from flink_jobs.job import (
     LocalOutputs,
     create_environment,
     create_source,
+    define_features,
     define_pipeline,
     local_tables,
 )
 from flink_jobs.tables import local_file_options, sink_ddl
+from localdev.benchmarks.stages import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +42,11 @@ class Throughput:
 
     @property
     def events_per_s(self) -> float:
-        """Events per second of net job runtime."""
+        """Events per second of net job runtime.
+
+        >>> Throughput(1000, 0.5, 2.0).events_per_s
+        2000.0
+        """
         return self.events / self.net_seconds
 
 
@@ -49,10 +58,13 @@ def _execute(statements, events: int) -> Throughput:
     return Throughput(events, result.get_net_runtime() / 1000, wall)
 
 
-def sql_baseline(config: Config, events_file: Path, events: int) -> Throughput:
-    """Pure SQL: the same source (rowtime from the payload), a 10 s count per page, blackhole."""
+def sql_baseline(config: Config, source: Path, events: int) -> Throughput:
+    """Pure SQL: the same source (rowtime from the payload), a 10 s count per page, blackhole.
+
+    ``source`` is the input file, or a directory of them.
+    """
     t_env = create_environment(config, local=True)
-    create_source(t_env, config, local_file_options(events_file, "raw"))
+    create_source(t_env, config, local_file_options(source, "raw"))
     t_env.execute_sql(
         sink_ddl("counts", [("page", "STRING"), ("window_start", "TIMESTAMP(3)"),
                             ("events", "BIGINT")], {"connector": "blackhole"})
@@ -66,10 +78,32 @@ def sql_baseline(config: Config, events_file: Path, events: int) -> Throughput:
     return _execute(statements, events)
 
 
-def full_job(config: Config, events_file: Path, out_root: Path, events: int) -> Throughput:
+def stage_job(config: Config, source: Path, stage: Stage, events: int,
+              sink_path: Path | None = None) -> Throughput:
+    """The job's graph up to ``stage.view``, written to a blackhole sink.
+
+    With ``sink_path`` the view goes to JSON files there instead (to count its rows).
+    """
+    from pyflink.table import TableDescriptor
+
+    if stage.view is None:
+        raise ValueError(f"stage {stage.key} is the full job: use full_job")
+    t_env = create_environment(config, local=True)
+    define_features(t_env, config, local_file_options(source, "raw"))
+    if sink_path is None:
+        sink = TableDescriptor.for_connector("blackhole").build()
+    else:
+        sink = (TableDescriptor.for_connector("filesystem")
+                .option("path", str(sink_path.resolve())).format("json").build())
+    statements = t_env.create_statement_set()
+    statements.add_insert(sink, t_env.from_path(stage.view))
+    return _execute(statements, events)
+
+
+def full_job(config: Config, source: Path, out_root: Path, events: int) -> Throughput:
     """The whole job with its local file sinks under ``out_root``."""
     t_env = create_environment(config, local=True)
     statements = define_pipeline(
-        t_env, config, local_tables(events_file, LocalOutputs(out_root))
+        t_env, config, local_tables(source, LocalOutputs(out_root))
     )
     return _execute(statements, events)

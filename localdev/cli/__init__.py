@@ -33,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("evaluate", "localdev.cli.evaluate", "NAB-style evaluation of scored series"),
     Command("replay", "localdev.cli.replay", "run the job over archived raw events (backfill)"),
     Command("train", "localdev.cli.train", "fit the supervised forest on the archive + labels"),
+    Command("labels", "localdev.cli.labels", "write the simulator's truth as a labels file"),
 )
 
 

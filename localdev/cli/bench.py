@@ -1,8 +1,12 @@
-"""``clicksentry bench``: the job against a pure-SQL baseline, and the detectors alone.
+"""``clicksentry bench``: the job stage by stage, at two parallelisms, its latency, the detectors.
 
-Prints events/s of (a) a pure-SQL 10 s window count and (b) the full job over the same
-simulated events, one after the other in this run, their ratio, and entity-window scorings/s
-of every detector in isolation. The last line is one JSON object with every number.
+On one simulated input, one job after the other in this run: a pure-SQL 10 s window count (the
+baseline), the stages of the job's own graph at parallelism 1 (:data:`STAGES`: source + parse +
+classify, + windows, + all SQL features, the full job), and the full job again at parallelism 2
+on the same events dealt into two files (a source that really splits), whose outputs must equal
+the parallelism-1 run's. The full job's window-to-anomaly latency comes from the job itself
+(:mod:`udfs.latency`). Then entity-window scorings/s of every detector in isolation. Prints a
+table; the last line is one JSON object with every number.
 """
 
 from __future__ import annotations
@@ -11,14 +15,21 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 
-from flink_jobs.config import ConfigError, load_config
+from flink_jobs.config import Config, ConfigError, load_config
+from flink_jobs.job import LocalOutputs
 from localdev.benchmarks.detectors import measure_detectors
-from localdev.benchmarks.pipeline import full_job, sql_baseline
+from localdev.benchmarks.pipeline import Throughput, full_job, sql_baseline, stage_job
+from localdev.benchmarks.stages import STAGES, differing_records, latency_summary, write_split
+from localdev.run_summary import read_json_lines
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 from models.registry import DETECTOR_NAMES
+
+#: Outputs the two parallelisms must agree on, record for record.
+COMPARED = ("scored_windows", "anomalies", "dead_letters")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,25 +37,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="simulated minutes")
     parser.add_argument("--events-per-second", type=float, default=1000.0,
                         help="simulated event rate (events = minutes × 60 × rate)")
-    parser.add_argument("--parallelism", default="1", help="job.parallelism of both jobs")
+    parser.add_argument("--scale-parallelism", type=int, default=2,
+                        help="parallelism of the second full-job run (source split into as many"
+                             " files); the stages run at parallelism 1")
     parser.add_argument("--detector", help="scoring.detector of the full job")
     parser.add_argument("--detectors", nargs="*", default=None,
                         help=f"detectors to time in isolation (default: all: {DETECTOR_NAMES})")
     parser.add_argument("--entities", type=int, default=500,
                         help="entity windows per batch when timing detectors")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (input, splits, job outputs, latencies)")
+
+
+def _config(args: argparse.Namespace, parallelism: int, work: Path) -> Config:
+    scoring = {"detector": args.detector} if args.detector else {}
+    return load_config(groups={
+        "job": {"parallelism": str(parallelism), "checkpoint_interval_ms": "0",
+                "out_dir": str(work)},
+        "scoring": scoring,
+    })
+
+
+def _report(label: str, run: Throughput) -> None:
+    print(f"    {label:<78} {run.events_per_s:10,.0f} events/s  (net {run.net_seconds:.1f} s,"
+          f" wall {run.wall_seconds:.1f} s)", flush=True)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run both jobs and the detector timings; print a table and a JSON line."""
+    """Run the jobs and the detector timings; print a table and a JSON line."""
     os.environ.setdefault("IS_LOCAL", "1")
     work = Path(tempfile.mkdtemp(prefix="clicksentry-bench-"))
-    scoring = {"detector": args.detector} if args.detector else {}
     try:
-        config = load_config(groups={
-            "job": {"parallelism": args.parallelism, "checkpoint_interval_ms": "0",
-                    "out_dir": str(work)},
-            "scoring": scoring,
-        })
+        return _bench(args, work)
+    finally:
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _bench(args: argparse.Namespace, work: Path) -> int:
+    scale = args.scale_parallelism
+    if scale < 2:
+        print("--scale-parallelism must be at least 2")
+        return 2
+    try:
+        config, scaled_config = _config(args, 1, work), _config(args, scale, work)
     except ConfigError as exc:
         print(f"configuration error: {exc}")
         return 2
@@ -53,38 +91,83 @@ def main(args: argparse.Namespace) -> int:
     events_file, _ = write_simulation(simulation, work / "sim")
     events = len(simulation.lines)
     del simulation
-    print(f"{events} simulated events in {events_file}; parallelism {args.parallelism}; "
-          f"{os.cpu_count()} cores ({platform.processor() or platform.machine()})", flush=True)
+    single = events_file.parent / "split-1"
+    split = events_file.parent / f"split-{scale}"
+    write_split(events_file, single, 1)
+    write_split(events_file, split, scale)
+    detector = config.get("scoring", "detector")
+    print(f"{events} simulated events in {events_file}; {os.cpu_count()} cores"
+          f" ({platform.processor() or platform.machine()}); detector {detector}", flush=True)
 
-    print("(a) pure-SQL 10 s window count …", flush=True)
-    baseline = sql_baseline(config, events_file, events)
-    print(f"    {baseline.events_per_s:12,.0f} events/s  (net {baseline.net_seconds:.1f} s, "
-          f"wall {baseline.wall_seconds:.1f} s)", flush=True)
-    print(f"(b) full job, detector {config.get('scoring', 'detector')} …", flush=True)
-    job = full_job(config, events_file, work / "job", events)
-    print(f"    {job.events_per_s:12,.0f} events/s  (net {job.net_seconds:.1f} s, "
-          f"wall {job.wall_seconds:.1f} s)", flush=True)
+    print("(a) pure-SQL 10 s window count, parallelism 1 …", flush=True)
+    baseline = sql_baseline(config, single, events)
+    _report("pure-SQL 10 s window count", baseline)
+    print("(b) the job's stages, parallelism 1, same input …", flush=True)
+    stages: dict[str, Throughput] = {}
+    p1_out = LocalOutputs(work / "job-p1")
+    for stage in STAGES:
+        if stage.view is None:
+            stages[stage.key] = full_job(config, single, p1_out.root, events)
+        else:
+            stages[stage.key] = stage_job(config, single, stage, events)
+        _report(f"{stage.key[:2]} {stage.label}", stages[stage.key])
+    job = stages[STAGES[-1].key]
+    print(f"(c) full job, parallelism {scale}, the events dealt into {scale} files …", flush=True)
+    scaled_out = LocalOutputs(work / f"job-p{scale}")
+    scaled = full_job(scaled_config, split, scaled_out.root, events)
+    _report(f"full job, parallelism {scale}", scaled)
+    speedup = scaled.events_per_s / job.events_per_s
+    differences = {
+        name: differing_records(read_json_lines(getattr(p1_out, name)),
+                                read_json_lines(getattr(scaled_out, name)))
+        for name in COMPARED
+    }
+    identical = not any(differences.values())
+    scored = sum(1 for _ in read_json_lines(p1_out.scored_windows))
+    print(f"    parallel_speedup (p{scale} / p1): {speedup:.2f}", flush=True)
+    if identical:
+        print(f"    outputs of p{scale} identical to p1: yes ({scored} scored windows,"
+              " anomalies and dead letters record for record)", flush=True)
+    else:
+        print(f"    outputs of p{scale} identical to p1: NO — records differing: {differences}",
+              flush=True)
     ratio = job.events_per_s / baseline.events_per_s
-    print(f"    ratio job / SQL baseline: {ratio:.2f}", flush=True)
+    print(f"    ratio full job / SQL baseline: {ratio:.2f}", flush=True)
+    latency = {
+        "p1": latency_summary(read_json_lines(p1_out.window_latencies)),
+        f"p{scale}": latency_summary(read_json_lines(scaled_out.window_latencies)),
+    }
+    for label, summary in latency.items():
+        print(f"    window-to-anomaly latency, {label}: p50 {summary['p50_ms']} ms,"
+              f" p99 {summary['p99_ms']} ms over {summary['windows']} scored windows",
+              flush=True)
 
-    print(f"(c) detectors alone, batches of {args.entities} entity windows …", flush=True)
+    print(f"(d) detectors alone, batches of {args.entities} entity windows …", flush=True)
     detectors = measure_detectors(args.detectors, n_entities=args.entities)
     names = args.detectors or DETECTOR_NAMES
     for name in names:
         print(f"    {name:<16} {detectors[f'{name}.scorings_per_s']:10,.0f} scorings/s  "
               f"entity state {detectors[f'{name}.entity_state_bytes']:8,.0f} B  "
               f"shared state {detectors[f'{name}.shared_state_bytes']:12,.0f} B")
-    job_detector = config.get("scoring", "detector")
-    if f"{job_detector}.scorings_per_s" not in detectors:
-        detectors.update(measure_detectors([job_detector], n_entities=args.entities))
+    if f"{detector}.scorings_per_s" not in detectors:
+        detectors.update(measure_detectors([detector], n_entities=args.entities))
     print(json.dumps({
         "events": events,
-        "parallelism": int(args.parallelism),
+        "parallelism": 1,
         "sql_baseline_events_per_s": round(baseline.events_per_s),
         "job_events_per_s": round(job.events_per_s),
         "ratio": round(ratio, 3),
-        "detector": job_detector,
-        "scorings_per_s": round(detectors[f"{job_detector}.scorings_per_s"]),
+        "stages": {key: round(run.events_per_s) for key, run in stages.items()},
+        "scale_parallelism": scale,
+        "scaled_job_events_per_s": round(scaled.events_per_s),
+        "parallel_speedup": round(speedup, 3),
+        "scaled_outputs_identical": identical,
+        "scaled_records_differing": differences,
+        "p50_window_to_anomaly_ms": latency["p1"]["p50_ms"],
+        "p99_window_to_anomaly_ms": latency["p1"]["p99_ms"],
+        "window_to_anomaly_ms": latency,
+        "detector": detector,
+        "scorings_per_s": round(detectors[f"{detector}.scorings_per_s"]),
         "detectors": {k: round(v, 1) for k, v in detectors.items()},
     }))
     return 0

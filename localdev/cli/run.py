@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", help="simulator.seed")
     parser.add_argument("--events", type=Path,
                         help="replay this JSON-lines file instead of simulating")
+    parser.add_argument("--model",
+                        help="scoring.model_uri: a published forest (…/models/<name>/current.json"
+                             " or …/models/<name>/<version>/) decides the windows")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
@@ -38,6 +41,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
         ("simulator", "minutes"): args.minutes,
         ("simulator", "events_per_second"): args.events_per_second,
         ("simulator", "seed"): args.seed,
+        ("scoring", "model_uri"): args.model,
     }
     groups: dict[str, dict[str, str]] = {}
     for (group, key), value in pairs.items():
@@ -102,7 +106,8 @@ def main(args: argparse.Namespace) -> int:
 def clear_outputs(outputs: LocalOutputs) -> None:
     """Remove a previous run's outputs below ``outputs.root`` (nothing else there)."""
     for stale in (outputs.anomalies, outputs.scored_windows, outputs.dead_letters,
-                  outputs.raw_events, outputs.entity_evictions):
+                  outputs.raw_events, outputs.entity_evictions, outputs.model_events,
+                  outputs.window_latencies):
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -134,6 +139,7 @@ def run_job(config: Config, outputs: LocalOutputs, events_file: Path, truth: dic
         read_json_lines(outputs.scored_windows),
         truth,
         read_json_lines(outputs.entity_evictions),
+        read_json_lines(outputs.model_events),
     )
     summary["job_seconds"] = round(elapsed, 1)
     (outputs.root / "run-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -152,6 +158,10 @@ def _print_summary(s: dict, outputs: LocalOutputs) -> None:
     print(f"  anomalies        {s['anomalies']:>9}")
     evicted = sum(s["entity_evictions"].values())
     print(f"  entities evicted {evicted:>9}  {s['entity_evictions'] or ''} (scoring.max_entities)")
+    if "model_events" in s:
+        events = s["model_events"]
+        print(f"  models loaded    {len(events['loaded']):>9}  {events['loaded']}"
+              f"  rejected {events['rejected']} (scoring.model_uri)")
     if "labelled_anomalies" in s:
         print(f"  labelled         {s['labelled_detected']}/{s['labelled_anomalies']} detected, "
               f"{s['false_alerts']} false alerts, {s['control_alerts']} on the drift control")

@@ -10,8 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, make_detector
-from models.series import score_file
+from models.registry import DEFAULT_DETECTOR, DETECTOR_NAMES
+from models.series import score_file, series_detector
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for source in sources:
         relative = source.relative_to(args.input_dir)
-        flagged = score_file(make_detector(args.detector), source, args.out / relative)
+        flagged = score_file(series_detector(args.detector), source, args.out / relative)
         print(f"{relative}: {flagged} rows flagged")
     print(f"scored {len(sources)} files with {args.detector} into {args.out}")
     return 0

@@ -44,6 +44,54 @@ def test_a_bad_value_fails_naming_its_key(properties, groups, message):
         load_config(properties(groups))
 
 
+def test_detector_params_are_read_in_kda_names_for_the_detector(properties):
+    """GIVEN rcf-kda with KDA's RANDOM_CUT_FOREST parameters and columns in the properties file
+    WHEN the configuration is loaded
+    THEN scoring.detector_params holds the detector's parameters they map to."""
+    kda = {"columns": ["ctr", "bot_share"], "numberOfTrees": 50, "subSampleSize": 128,
+           "timeDecay": 10000, "shingleSize": 2}
+    path = properties({"scoring": {"detector": "rcf-kda", "detector_params": json.dumps(kda)}})
+    assert load_config(path).get("scoring", "detector_params") == {
+        "columns": ["ctr", "bot_share"],
+        "scorer_params": {"num_trees": 50, "sample_size": 128, "time_decay": 10000,
+                          "shingle_size": 2},
+    }
+
+
+def test_detector_params_default_to_the_preset(properties):
+    """GIVEN no detector_params WHEN the configuration is loaded THEN there are none."""
+    assert load_config(properties({})).get("scoring", "detector_params") == {}
+
+
+@pytest.mark.parametrize(
+    ("detector_params", "message"),
+    [
+        ("numberOfTrees=50", "scoring.detector_params: expected a JSON object"),
+        ('["numberOfTrees", 50]', "scoring.detector_params: expected a JSON object"),
+        ('{"numTrees": 50}', "scoring.detector_params: numTrees: unknown key"),
+        ('{"subSampleSize": 0}', "scoring.detector_params: subSampleSize: .*sample_size must be"),
+        ('{"timeDecay": "slow"}', "scoring.detector_params: timeDecay: "),
+        ('{"columns": ["ctr", "clickthrough"]}',
+         r"scoring.detector_params: columns: columns \['clickthrough'\] are not features"),
+    ],
+)
+def test_a_bad_detector_param_fails_at_start_naming_its_key(properties, detector_params, message):
+    """GIVEN a bad scoring.detector_params WHEN the configuration is loaded
+    THEN it fails naming the setting and the key inside it."""
+    path = properties({"scoring": {"detector": "rcf-kda", "detector_params": detector_params}})
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_detector_params_are_checked_against_the_chosen_detector(properties):
+    """GIVEN KDA's forest parameters for a detector that is no forest
+    THEN the configuration fails naming the key."""
+    path = properties({"scoring": {"detector": "hst-level",
+                                   "detector_params": '{"numberOfTrees": 50}'}})
+    with pytest.raises(ConfigError, match=r"scoring\.detector_params: numberOfTrees: .*'hst'"):
+        load_config(path)
+
+
 def test_malformed_properties_file_is_named(tmp_path):
     path = tmp_path / "p.json"
     path.write_text('{"not": "a list"}')

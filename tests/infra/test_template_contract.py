@@ -59,7 +59,9 @@ def test_property_groups_are_the_jobs_settings_table(template):
     assert set(deployed) - set(declared) == set()
     missing = set(declared) - set(deployed)
     assert {declared[k].default for k in missing} <= {""}, sorted(missing)
-    assert missing == {("kinesis", "endpoint"), ("archive", "s3_endpoint")}
+    # (the emulator endpoints; no retrained model until one is published and pointed at)
+    assert missing == {("kinesis", "endpoint"), ("archive", "s3_endpoint"),
+                       ("scoring", "model_uri"), ("scoring", "model_sha256")}
     # the values: the stack's where it sets them, the stream ARNs and archive from resources,
     # every other setting its default from the table
     for key, value in deployed.items():

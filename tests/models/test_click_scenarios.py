@@ -23,12 +23,23 @@ def run_stream(detector, stream):
     ]
 
 
-@pytest.fixture(scope="module", params=sorted({"rcf-kda", DEFAULT_DETECTOR}))
+#: The kinds each detector must find. rcf-kda is KDA's forest on the raw click shares (ctr,
+#: top_ip_share, bot_share), shared by entities of every size: a flood and a bot crawl move the
+#: shares far from every entity's; a broken ad (ctr 0) and an outage (all 0) stay within the
+#: spread of small entities' shares, so KDA's function does not single them out.
+DETECTS = {DEFAULT_DETECTOR: set(EXPECTED_KINDS), "rcf-kda": {"click_flood", "bot_crawl"}}
+
+
+@pytest.fixture(scope="module", params=sorted(DETECTS))
 def flags(request, click_stream):
     return run_stream(make_detector(request.param), click_stream)
 
 
-@pytest.mark.parametrize("kind", sorted(EXPECTED_KINDS))
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [(name, kind) for name in sorted(DETECTS) for kind in sorted(DETECTS[name])],
+    indirect=["flags"],
+)
 def test_detects_each_injected_kind(flags, kind):
     # GIVEN the stream WHEN the detector scores it THEN each episode is flagged, explained right
     hits = [v for _, _, label, v in flags if label == kind]

@@ -3,8 +3,7 @@ import csv
 import numpy as np
 
 from localdev.cli import main as cli
-from models.registry import make_detector
-from models.series import score_values
+from models.series import score_values, series_detector
 
 
 def _write(path, values):
@@ -39,7 +38,7 @@ def test_score_series_writes_same_layout_causally(tmp_path):
         flat = [float(r["anomaly_score"]) for r in csv.DictReader(f)]
     assert flat[:250] == scores[:250]
     # AND they equal the library's scores, file by file with a fresh model
-    lib = [round(v.score, 6) for v in score_values(make_detector("rcf-kda"), spiked)]
+    lib = [round(v.score, 6) for v in score_values(series_detector("rcf-kda"), spiked)]
     assert scores == lib
 
 

@@ -6,6 +6,7 @@ import pytest
 from models.backends import SCORER_TYPES, make_scorer
 from models.detector import WindowDetector, score_batches
 from models.registry import DETECTOR_NAMES, make_detector
+from models.series import series_detector
 
 SMALL = {
     "rcf": {"num_trees": 20, "sample_size": 64, "random_seed": 5},
@@ -149,7 +150,7 @@ def test_detector_round_trip_and_seed(detector_run, click_stream):
 )
 def test_detector_bad_input(detector_run, window, message):
     name, _, _ = detector_run
-    det = make_detector(name)
+    det = series_detector(name)  # {"value": v} windows: a preset naming its columns scores value
     det.process([(None, {"value": 1.0})])
     with pytest.raises(ValueError, match=message):
         det.process([(None, window)])

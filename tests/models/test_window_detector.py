@@ -160,3 +160,44 @@ def test_entity_state_of_an_older_layout_is_rejected():
     # WHEN it is processed THEN the error names the version
     with pytest.raises(ValueError, match="entity state version 3 is not 4"):
         det.process([(old, {"value": 1.0})])
+
+
+def test_columns_choose_what_the_shared_scorer_sees():
+    """GIVEN a detector whose scorer sees only ``b`` of the windows' ``a``, ``b``
+    WHEN ``b`` spikes THEN the scorer knows only ``b``, the flag's explanation names only ``b``,
+    and every feature still has its baseline; AND naming a column the windows lack fails."""
+    det = _small(columns=["b"], inputs="raw")
+    rng = np.random.default_rng(0)
+    state = None
+    for _ in range(60):
+        window = {"a": rng.normal(50, 5), "b": rng.normal(10, 1)}
+        [(verdict, state)] = det.process([(state, window)])
+    [(verdict, state)] = det.process([(state, {"a": 50.0, "b": 40.0})])
+    assert det.scorer_.feature_names_ == ("b",) and det.scored_names == ("b",)
+    assert verdict.is_anomaly and list(verdict.explanation) == ["b"]
+    assert det.entity_states([state]).baseline.count.tolist() == [61]
+    with pytest.raises(ValueError, match=r"columns \['c'\] are not features of the windows"):
+        _small(columns=["c"]).process([(None, {"a": 1.0, "b": 2.0})])
+    with pytest.raises(ValueError, match="columns must be a non-empty list"):
+        _small(columns=[])
+
+
+def test_sequential_scores_each_window_after_the_ones_before_it():
+    """GIVEN a sequential detector WHEN it gets batches of four entities
+    THEN its verdicts and states equal those of the same windows fed one per batch
+    AND differ from a batch-wise detector's, which scores a batch before learning any of it."""
+    series = _series(n=40)
+    batches = [[(e, {"value": v[t]}) for e, v in series.items()] for t in range(40)]
+
+    def run(detector, batches):
+        states = {}
+        verdicts = [v for out in score_batches(detector, batches, states) for _, v in out]
+        return [v.raw_score for v in verdicts], states
+
+    sequential = run(_small(sequential=True, inputs="raw"), batches)
+    one_by_one = run(_small(inputs="raw"), [[window] for batch in batches for window in batch])
+    batch_wise = run(_small(inputs="raw"), batches)
+    assert sequential == one_by_one
+    assert sequential[0] != batch_wise[0]
+    with pytest.raises(ValueError, match="sequential must be True or False"):
+        _small(sequential=1)

@@ -408,7 +408,7 @@ class ClicksentryStack(cdk.Stack):
         archive_objects = [
             self.bucket.arn_for_objects(f"{spec.ARCHIVE_PREFIXES[k]}*")
             for k in ("scored_windows", "raw_events")
-        ] + [self.bucket.arn_for_objects("entity-evictions/*")]
+        ] + [self.bucket.arn_for_objects(f"{p}/*") for p in ("entity-evictions", "model-events")]
         statements = [
             iam.PolicyStatement(
                 sid="ReadTheCode",
@@ -452,6 +452,12 @@ class ClicksentryStack(cdk.Stack):
                     "s3:PutObject",
                 ],
                 resources=archive_objects,
+            ),
+            iam.PolicyStatement(
+                # retrained forests the notebooks publish (scoring.model_uri, docs/retraining.md)
+                sid="ReadPublishedModels",
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects("models/*")],
             ),
             iam.PolicyStatement(
                 sid="UseTheStackKey",
