@@ -137,6 +137,7 @@ def build_message(
         f"What:  {shown(anomaly.kind) or 'unattributed'} anomaly, score {anomaly.score:.2f} "
         f"(threshold {anomaly.threshold:.2f}, grade {anomaly.grade:.2f}, "
         f"confidence {anomaly.confidence:.2f}), detector {shown(anomaly.detector)}",
+        *_decided_by(anomaly.payload),
         f"Where: {where}",
         f"When:  {anomaly.window_start} to {anomaly.window_end} (UTC, {seconds:g} s window)",
         "How far from normal:",
@@ -150,6 +151,33 @@ def build_message(
         body=with_record(lines, anomaly.payload),
         attributes=_attributes(severity, anomaly, action),
     )
+
+
+def _decided_by(payload: dict) -> list[str]:
+    """The line naming the retrained forest that decided the window, if one did.
+
+    The job adds ``model`` (docs/anomaly-record.md) when ``scoring.model_uri`` is set; a field
+    of the wrong shape is left out of the body (the full record still follows it).
+
+    >>> _decided_by({"model": {"name": "click-forest", "version": "v2", "probability": 0.91,
+    ...                        "threshold": 0.62, "online_is_anomaly": False}})
+    ['Decided by: forest click-forest/v2, probability 0.91 (threshold 0.62); the online detector alone would not have flagged it']
+    >>> _decided_by({}), _decided_by({"model": {"name": 3}})
+    ([], [])
+    """  # noqa: E501
+    model = payload.get("model")
+    if not isinstance(model, dict):
+        return []
+    name, version = model.get("name"), model.get("version")
+    probability, threshold = model.get("probability"), model.get("threshold")
+    online = model.get("online_is_anomaly")
+    numbers = (probability, threshold)
+    if not (isinstance(name, str) and isinstance(version, str) and isinstance(online, bool)
+            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)):
+        return []
+    said = "flagged it too" if online else "would not have flagged it"
+    return [f"Decided by: forest {shown(name)}/{shown(version)}, probability {probability:.2f} "
+            f"(threshold {threshold:.2f}); the online detector alone {said}"]
 
 
 def with_record(lines: list[str], payload: dict) -> str:

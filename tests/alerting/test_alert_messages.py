@@ -143,3 +143,22 @@ def test_oversized_record_is_cut_below_the_body_limit_with_a_note():
     assert "  - feature_49 HIGH: 2 vs expected 1 (2.0x normal), strength 0.49" in message.body
     assert "  - feature_29 HIGH" not in message.body
     assert "  - ... and 30 weaker features" in message.body
+
+
+def test_body_names_the_forest_that_decided_and_what_the_online_detector_said():
+    # GIVEN a window a retrained forest escalated (scoring.model_uri set in the job)
+    record = load("anomaly-decided-by-forest.json")
+
+    # WHEN its alert is built
+    lines = alert_for(record).body.splitlines()
+
+    # THEN the line after "What" names the version, its probability and threshold, and that the
+    # online detector alone would not have flagged the window
+    assert lines[3] == (
+        "Decided by: forest click-forest/20261130T123033Z, probability 0.93 (threshold 0.37); "
+        "the online detector alone would not have flagged it"
+    )
+    assert lines[4] == "Where: ad ad-0007"
+    # AND without a model the line is absent
+    plain = alert_for(load("anomaly-clicks-high.json")).body
+    assert "Decided by" not in plain
