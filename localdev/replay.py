@@ -121,18 +121,6 @@ def _lines(text: str) -> Iterator[str]:
     return (line for line in text.splitlines() if line.strip())
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix")``.
-
-    >>> split_s3_uri("s3://archive/clicksentry/"), split_s3_uri("s3://archive")
-    (('archive', 'clicksentry/'), ('archive', ''))
-    """
-    if not uri.startswith("s3://") or not uri[5:].split("/")[0]:
-        raise ValueError(f"{uri!r} is not s3://bucket[/prefix]")
-    bucket, _, prefix = uri[5:].partition("/")
-    return bucket, prefix
-
-
 def write_events(payloads: Iterable[str], path: Path) -> int:
     """Write ``payloads`` in event-time order as a JSON-lines file; return how many."""
     ordered = ordered_by_event_time(payloads)

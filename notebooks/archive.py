@@ -35,6 +35,7 @@ import pandas as pd
 from botocore.config import Config
 
 from models.features import FEATURE_NAMES
+from udfs.s3_uri import split_s3_uri
 
 #: Columns of a scored-window line (``udfs/scored_window.py`` SCORED_COLUMNS; ``dt``/``hour``
 #: come from the partition path).
@@ -115,14 +116,6 @@ def hour_key(text: str) -> str:
     raise ValueError(f"{text!r} is not YYYY-MM-DDTHH or YYYY-MM-DD (UTC)")
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` as ``(bucket, key)``."""
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ValueError(f"{uri!r} is not s3://bucket/key")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
-
-
 @dataclass
 class Archive:
     """One archive: its S3 location, a boto3 S3 client and a DuckDB connection with views.
@@ -152,14 +145,22 @@ class Archive:
     def read_bytes(self, uri: str) -> bytes:
         """The bytes of ``s3://…`` (with this archive's endpoint and credentials) or a path."""
         if uri.startswith("s3://"):
-            bucket, key = split_s3_uri(uri)
+            bucket, key = _object(uri)
             return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         return Path(uri).read_bytes()
 
     def put_bytes(self, uri: str, data: bytes, content_type: str) -> None:
         """Write ``data`` to ``s3://…``."""
-        bucket, key = split_s3_uri(uri)
+        bucket, key = _object(uri)
         self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+
+def _object(uri: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an object's ``s3://bucket/key`` (a key is required)."""
+    bucket, key = split_s3_uri(uri)
+    if not key:
+        raise ValueError(f"{uri!r} is not s3://bucket/key")
+    return bucket, key
 
 
 def open_archive(bucket: str, prefix: str, from_hour: str, to_hour: str,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from models.model_card import ARTEFACT, CARD, POINTER, pointer_key, read_pointer, version_key
 from models.published_forest import PublishedForest, load_published
+from udfs.s3_uri import split_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def read_uri(uri: str, s3_endpoint: str | None = None) -> bytes:
         return Path(uri).read_bytes()
     import boto3  # only where a model lives on S3
 
-    bucket, _, key = uri[5:].partition("/")
+    bucket, key = split_s3_uri(uri)
     s3 = boto3.client("s3", endpoint_url=s3_endpoint or None)
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 

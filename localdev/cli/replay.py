@@ -22,7 +22,8 @@ import boto3
 from flink_jobs.config import ConfigError, load_config
 from flink_jobs.job import LocalOutputs
 from localdev.cli.run import clear_outputs, run_job
-from localdev.replay import HourRange, local_payloads, s3_payloads, split_s3_uri, write_events
+from localdev.replay import HourRange, local_payloads, s3_payloads, write_events
+from udfs.s3_uri import split_s3_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,13 +16,10 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).parents[2]
 TOOLING = ROOT / "localdev"
@@ -163,7 +160,6 @@ def test_the_check_flags_pypis_manylinux_2_28_krcf():
     assert glibc_floor.violations(library, (), glibc_floor.Policy("none", {}, frozenset()))
 
 
-@pytest.mark.skipif(shutil.which("objdump") is None, reason="binutils' objdump is not installed")
 def test_the_elf_reader_agrees_with_objdump(managed_flink_zip, tmp_path):
     # GIVEN the zip's native files and PyPI's krcf, WHEN read by glibc_floor and by objdump
     for path in [*native_files(managed_flink_zip, tmp_path), pypi_krcf_library()]:
