@@ -145,8 +145,10 @@ SETTINGS: tuple[Setting, ...] = (
             " (until 100 in a row are: the stream moved); 0 = no such bound"),
     Setting("job", "idle_timeout_ms", _integer(0), "2000",
             "a source split idle this long stops holding the watermark back (0 = never)"),
-    Setting("job", "checkpoint_interval_ms", _integer(0), "10000",
-            "checkpoint interval; 0 disables checkpoints"),
+    Setting("job", "checkpoint_interval_ms", _integer(0), "60000",
+            "checkpoint interval (Managed Flink's default); 0 disables checkpoints. The archive"
+            " commits its Parquet files at each checkpoint: a longer interval, fewer and larger"
+            " objects"),
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
     Setting("scoring", "detector", _choice(*DETECTOR_NAMES), DEFAULT_DETECTOR,
             "registry name of the detector (models/registry.py)"),
@@ -197,6 +199,9 @@ SETTINGS: tuple[Setting, ...] = (
             "s3:// root of scored windows, raw events (and dead letters without a stream)"),
     Setting("archive", "s3_endpoint", _optional_text, "",
             "S3 endpoint override (local moto server, path-style); empty = AWS"),
+    Setting("archive", "writers", _integer(1), "1",
+            "writers of each Parquet archive (scored windows, raw events); each commits one"
+            " object per dt/hour partition per checkpoint"),
 )
 
 

@@ -37,6 +37,8 @@ from flink_jobs.features import (
 from flink_jobs.tables import (
     DEAD_LETTER_COLUMNS,
     PARTITION_COLUMNS,
+    RAW_EVENT_COLUMNS,
+    archive_options,
     dead_letter_select_sql,
     local_file_options,
     scored_sql_columns,
@@ -86,7 +88,7 @@ class LocalOutputs:
 
     @property
     def scored_windows(self) -> Path:
-        """Every scored window, Hive-partitioned ``dt=YYYY-MM-DD/hour=HH``."""
+        """Every scored window (Parquet), Hive-partitioned ``dt=YYYY-MM-DD/hour=HH``."""
         return self.root / "scored-windows"
 
     @property
@@ -96,7 +98,7 @@ class LocalOutputs:
 
     @property
     def raw_events(self) -> Path:
-        """Valid raw payloads, Hive-partitioned by event time."""
+        """Valid raw payloads and their fields (Parquet), Hive-partitioned by event time."""
         return self.root / "raw-events"
 
     @property
@@ -115,14 +117,18 @@ class LocalOutputs:
         return self.root / "window-latencies"
 
 
-def local_tables(events_file: Path, outputs: LocalOutputs) -> JobTables:
-    """Filesystem source (one JSON payload per line) and local file sinks."""
+def local_tables(events_file: Path, outputs: LocalOutputs, archive_writers: int = 1) -> JobTables:
+    """Filesystem source (one JSON payload per line) and local file sinks.
+
+    Scored windows and raw events are written as the archive on S3 has them (Parquet,
+    ``archive_writers`` writers each).
+    """
     return JobTables(
         source=local_file_options(events_file, "raw"),
         dead_letters=local_file_options(outputs.dead_letters, "json"),
         anomalies=local_file_options(outputs.anomalies, "raw"),
-        scored_windows=local_file_options(outputs.scored_windows, "json"),
-        raw_events=local_file_options(outputs.raw_events, "raw"),
+        scored_windows=archive_options(str(outputs.scored_windows.resolve()), archive_writers),
+        raw_events=archive_options(str(outputs.raw_events.resolve()), archive_writers),
         entity_evictions=local_file_options(outputs.entity_evictions, "json"),
         model_events=local_file_options(outputs.model_events, "json"),
         window_latencies=local_file_options(outputs.window_latencies, "json"),
@@ -372,11 +378,12 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
             statements.add_insert_sql(f"INSERT INTO {sink} SELECT * FROM {view}")
     if tables.raw_events is not None:
         t_env.execute_sql(
-            sink_ddl("raw_events", [("payload", "STRING"), *PARTITION_COLUMNS],
+            sink_ddl("raw_events", [*RAW_EVENT_COLUMNS, *PARTITION_COLUMNS],
                      tables.raw_events, ("dt", "hour"))
         )
+        columns = ", ".join(name for name, _ in RAW_EVENT_COLUMNS)
         statements.add_insert_sql(
-            "INSERT INTO raw_events SELECT payload, DATE_FORMAT(ts, 'yyyy-MM-dd'), "
+            f"INSERT INTO raw_events SELECT {columns}, DATE_FORMAT(ts, 'yyyy-MM-dd'), "
             "DATE_FORMAT(ts, 'HH') FROM valid_events"
         )
     return statements

@@ -14,7 +14,8 @@ Where each output goes:
 * dead letters → ``kinesis.dead_letter_stream_arn`` (JSON), or ``<archive>/dead-letters/`` if
   that setting is empty;
 * scored windows and raw events → ``<archive>/scored-windows/`` and ``<archive>/raw-events/``,
-  Hive-partitioned ``dt=/hour=``, files committed on checkpoints;
+  Parquet (Snappy), Hive-partitioned ``dt=/hour=``, files committed on checkpoints
+  (``docs/archive.md``);
 * entities dropped to keep each shard within ``scoring.max_entities`` →
   ``<archive>/entity-evictions/``;
 * published model versions loaded or rejected (``scoring.model_uri``) →
@@ -33,6 +34,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from flink_jobs.job import JobTables
+from flink_jobs.tables import archive_options
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +253,8 @@ class KinesisSettings:
     initial_position: str
     archive: str
     s3_endpoint: str | None
+    #: Writers of each Parquet archive (``archive.writers``).
+    writers: int = 1
 
     @property
     def region(self) -> str:
@@ -304,6 +308,7 @@ property group 'kinesis' missing?)
         initial_position=position,
         archive=path.rstrip("/") + "/",
         s3_endpoint=_endpoint(archive.get("s3_endpoint", ""), "archive.s3_endpoint"),
+        writers=int(archive.get("writers", 1)),
     )
 
 
@@ -326,11 +331,8 @@ def job_tables(settings: KinesisSettings) -> JobTables:
         anomalies=sink_options(
             settings.anomalies, settings.endpoint, {"format": "raw"}, ENTITY_PARTITIONER
         ),
-        scored_windows=s3_archive_options(settings.archive + "scored-windows/", "archive.path"),
-        raw_events={
-            **s3_archive_options(settings.archive + "raw-events/", "archive.path"),
-            "format": "raw",
-        },
+        scored_windows=archive_options(settings.archive + "scored-windows/", settings.writers),
+        raw_events=archive_options(settings.archive + "raw-events/", settings.writers),
         entity_evictions=s3_archive_options(
             settings.archive + "entity-evictions/", "archive.path"
         ),

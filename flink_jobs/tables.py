@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from flink_jobs.events import MAX_PAYLOAD_CHARS, rowtime_sql, sql_string
+from flink_jobs.events import FIELDS, MAX_PAYLOAD_CHARS, rowtime_sql, sql_string
 from udfs.scored_window import SCORED_COLUMNS
 
 #: Columns of the dead-letter sink (:func:`dead_letter_select_sql` fills them).
@@ -24,6 +24,13 @@ DEAD_LETTER_COLUMNS = (
     ("payload_sha256", "STRING"),
 )
 PARTITION_COLUMNS = (("dt", "STRING"), ("hour", "STRING"))
+#: Columns of the raw-event archive: the payload as read (what ``clicksentry replay`` reads back)
+#: and its fields as parsed, for queries (``dt``/``hour`` of its event time besides).
+RAW_EVENT_COLUMNS = (("payload", "STRING"), *((f.name, f.sql_type) for f in FIELDS))
+#: The archive's Parquet codec: Snappy, what Athena and Glue read by default.
+ARCHIVE_CODEC = "SNAPPY"
+#: A Parquet file of the archive is closed at every checkpoint, or sooner at this size.
+ARCHIVE_MAX_FILE = "128MB"
 
 
 def with_clause(options: Mapping[str, str]) -> str:
@@ -91,6 +98,29 @@ def scored_sql_columns() -> list[tuple[str, str]]:
 def local_file_options(path: Path, fmt: str) -> dict[str, str]:
     """Options of a local filesystem table (source or sink)."""
     return {"connector": "filesystem", "path": str(path.resolve()), "format": fmt}
+
+
+def archive_options(path: str, writers: int) -> dict[str, str]:
+    """Options of an archive table (scored windows, raw events): Parquet, Snappy.
+
+    A Parquet file is written whole and committed at a checkpoint (the file sink's exactly-once
+    commit), so each of the ``writers`` (the sink's parallelism, ``archive.writers``) adds one
+    object per ``dt``/``hour`` partition per checkpoint, whatever the job's parallelism.
+
+    >>> opts = archive_options("s3://bucket/archive/scored-windows/", 1)
+    >>> opts["format"], opts["parquet.compression"], opts["sink.parallelism"]
+    ('parquet', 'SNAPPY', '1')
+    """
+    if not isinstance(writers, int) or writers < 1:
+        raise ValueError("writers must be a positive int")
+    return {
+        "connector": "filesystem",
+        "path": path,
+        "format": "parquet",
+        "parquet.compression": ARCHIVE_CODEC,
+        "sink.rolling-policy.file-size": ARCHIVE_MAX_FILE,
+        "sink.parallelism": str(writers),
+    }
 
 
 def dead_letter_select_sql(view: str, max_chars: int = MAX_PAYLOAD_CHARS) -> str:

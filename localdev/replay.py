@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flink_jobs.job import LocalOutputs
+from localdev.part_files import records_in
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def local_payloads(archive: Path, hours: HourRange) -> Iterator[str]:
     for path in sorted(root.rglob("*")):
         partition = partition_of(path.relative_to(root).as_posix())
         if path.is_file() and partition is not None and hours.covers(*partition):
-            yield from _lines(path.read_text(encoding="utf-8"))
+            yield from (r["payload"] for r in records_in(path.read_bytes()))
 
 
 def s3_payloads(s3, bucket: str, prefix: str, hours: HourRange) -> Iterator[str]:
@@ -114,11 +115,29 @@ def s3_payloads(s3, bucket: str, prefix: str, hours: HourRange) -> Iterator[str]
         partition = partition_of(key.removeprefix(root))
         if partition is not None and hours.covers(*partition):
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            yield from _lines(body.decode("utf-8"))
+            yield from (r["payload"] for r in records_in(body))
 
 
-def _lines(text: str) -> Iterator[str]:
-    return (line for line in text.splitlines() if line.strip())
+def upload_outputs(s3, outputs: LocalOutputs, bucket: str, prefix: str) -> int:
+    """Copy a replay's records to ``s3://bucket/prefix/``, laid out as on disk.
+
+    Copies the committed part files of ``scored-windows/`` (``dt=/hour=`` kept) and
+    ``anomalies/``, and ``run-summary.json``; returns how many objects.
+    """
+    root = prefix.strip("/")
+    count = 0
+    for folder in (outputs.scored_windows, outputs.anomalies):
+        for path in sorted(folder.rglob("part-*")) if folder.is_dir() else ():
+            relative = path.relative_to(outputs.root).as_posix()
+            s3.put_object(Bucket=bucket, Key=f"{root}/{relative}".lstrip("/"),
+                          Body=path.read_bytes())
+            count += 1
+    summary = outputs.root / "run-summary.json"
+    if summary.is_file():
+        s3.put_object(Bucket=bucket, Key=f"{root}/{summary.name}".lstrip("/"),
+                      Body=summary.read_bytes(), ContentType="application/json")
+        count += 1
+    return count
 
 
 def write_events(payloads: Iterable[str], path: Path) -> int:

@@ -19,29 +19,11 @@ anomaly are false alerts; flagged windows of the drift control's entities are co
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from localdev.truth import expected_alerts, label_entities, overlaps
-
-
-def read_json_lines(directory: Path, include_in_progress: bool = False) -> Iterator[dict]:
-    """Every JSON line in the part files below ``directory`` (committed files only by default).
-
-    Flink's file sink keeps uncommitted data in hidden ``.part-*.inprogress.*`` files.
-    """
-    if not directory.exists():
-        return
-    for path in sorted(directory.rglob("*")):
-        hidden = path.name.startswith(".")
-        if path.is_file() and (include_in_progress or not hidden) and "part-" in path.name:
-            with path.open(encoding="utf-8") as lines:
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
 
 
 def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, Any]) -> dict:

@@ -2,9 +2,11 @@
 
 Under ``s3://BUCKET/PREFIX`` the job and the stack write (docs/kinesis.md, docs/deploy.md)::
 
-    scored-windows/dt=YYYY-MM-DD/hour=HH/part-*   every scored window, one JSON object a line
-    raw-events/dt=YYYY-MM-DD/hour=HH/part-*       every valid click payload, one a line
-    dead-letters/dt=YYYY-MM-DD/hour=HH/*          every dead letter (Firehose: gzip, on AWS)
+    scored-windows/dt=YYYY-MM-DD/hour=HH/part-*   every scored window (Parquet, Snappy)
+    raw-events/dt=YYYY-MM-DD/hour=HH/part-*       every valid click payload and its fields (Parquet)
+    dead-letters/dt=YYYY-MM-DD/hour=HH/*          every dead letter (JSON lines; Firehose: gzip)
+
+``docs/archive.md`` documents the columns.
 
 :func:`open_archive` reads it in place with DuckDB and its httpfs extension, through the same
 ``s3://`` paths on AWS and on a local moto server (``endpoint``). The extension is the one PyPI's
@@ -22,9 +24,9 @@ filters the listed files on their ``dt``/``hour`` before opening any.
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +39,8 @@ from botocore.config import Config
 from models.features import FEATURE_NAMES
 from udfs.s3_uri import split_s3_uri
 
-#: Columns of a scored-window line (``udfs/scored_window.py`` SCORED_COLUMNS; ``dt``/``hour``
-#: come from the partition path).
+#: Columns of a scored window (``udfs/scored_window.py`` SCORED_COLUMNS; ``dt``/``hour``
+#: come from the partition path), as DuckDB types: the Parquet files carry the same schema.
 SCORED_WINDOW_COLUMNS: dict[str, str] = {
     "record": "VARCHAR",
     "is_anomaly": "BOOLEAN",
@@ -56,10 +58,12 @@ SCORED_WINDOW_COLUMNS: dict[str, str] = {
     "kind": "VARCHAR",
     "synthetic": "BOOLEAN",
     **{name: "DOUBLE" for name in FEATURE_NAMES},
-    "explanation": "VARCHAR",
+    "explanation": "STRUCT(feature VARCHAR, direction VARCHAR, strength DOUBLE,"
+                   " attribution_score DOUBLE, value DOUBLE, expected DOUBLE)[]",
 }
-#: Columns of a raw click payload (README, "Events").
+#: Columns of an archived raw event: the payload as read and its fields (README, "Events").
 RAW_EVENT_COLUMNS: dict[str, str] = {
+    "payload": "VARCHAR",
     "event_id": "VARCHAR",
     "event_time": "BIGINT",
     "user_id": "VARCHAR",
@@ -80,11 +84,11 @@ DEAD_LETTER_COLUMNS: dict[str, str] = {
     "payload_chars": "BIGINT",
     "payload_sha256": "VARCHAR",
 }
-#: Folder, file pattern and columns of each archive view.
-VIEWS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "scored_windows": ("scored-windows", "part-*", SCORED_WINDOW_COLUMNS),
-    "raw_events": ("raw-events", "part-*", RAW_EVENT_COLUMNS),
-    "dead_letters": ("dead-letters", "*", DEAD_LETTER_COLUMNS),
+#: Folder, file pattern, format and columns of each archive view.
+VIEWS: dict[str, tuple[str, str, str, dict[str, str]]] = {
+    "scored_windows": ("scored-windows", "part-*", "parquet", SCORED_WINDOW_COLUMNS),
+    "raw_events": ("raw-events", "part-*", "parquet", RAW_EVENT_COLUMNS),
+    "dead_letters": ("dead-letters", "*", "json", DEAD_LETTER_COLUMNS),
 }
 #: Header of a labels file (docs/retraining.md) and its label values.
 LABEL_COLUMNS = ("entity_type", "entity_id", "start", "end", "label")
@@ -205,8 +209,8 @@ def open_archive(bucket: str, prefix: str, from_hour: str, to_hour: str,
     )
     con.execute(f"CREATE TEMPORARY SECRET archive ({options})")
     archive = Archive(bucket, prefix, endpoint, s3, con, start, end)
-    for view, (folder, files, columns) in VIEWS.items():
-        _create_view(archive, view, folder, files, columns)
+    for view, (folder, files, fmt, columns) in VIEWS.items():
+        _create_view(archive, view, folder, files, fmt, columns)
     return archive
 
 
@@ -220,18 +224,21 @@ def _has_files(archive: Archive, folder: str) -> bool:
     return listed.get("KeyCount", 0) > 0
 
 
-def _create_view(archive: Archive, view: str, folder: str, files: str,
+def _create_view(archive: Archive, view: str, folder: str, files: str, fmt: str,
                  columns: dict[str, str]) -> None:
     """``view`` over ``<root>/<folder>/dt=*/hour=*/<files>`` in the archive's hour range."""
     in_range = (f"dt || 'T' || hour >= {_sql_string(archive.from_hour)} "
                 f"AND dt || 'T' || hour < {_sql_string(archive.to_hour)}")
     if _has_files(archive, folder):
-        pattern = f"{archive.root}/{folder}/dt=*/hour=*/{files}"
-        struct = "{" + ", ".join(f"{_sql_string(k)}: {_sql_string(v)}"
-                                 for k, v in columns.items()) + "}"
-        source = (f"read_json({_sql_string(pattern)}, format = 'newline_delimited', "
-                  f"compression = 'auto_detect', columns = {struct}, hive_partitioning = true, "
-                  "hive_types = {'dt': 'VARCHAR', 'hour': 'VARCHAR'})")
+        pattern = _sql_string(f"{archive.root}/{folder}/dt=*/hour=*/{files}")
+        hive = "hive_partitioning = true, hive_types = {'dt': 'VARCHAR', 'hour': 'VARCHAR'}"
+        if fmt == "parquet":
+            source = f"read_parquet({pattern}, {hive})"
+        else:
+            struct = "{" + ", ".join(f"{_sql_string(k)}: {_sql_string(v)}"
+                                     for k, v in columns.items()) + "}"
+            source = (f"read_json({pattern}, format = 'newline_delimited', "
+                      f"compression = 'auto_detect', columns = {struct}, {hive})")
     else:  # nothing archived yet: an empty table with the columns
         cols = ", ".join(f"NULL::{t} AS {k}" for k, t in columns.items())
         source = f"(SELECT {cols}, NULL::VARCHAR AS dt, NULL::VARCHAR AS hour LIMIT 0)"
@@ -295,14 +302,18 @@ def window_times(windows: pd.DataFrame) -> pd.DataFrame:
     return windows
 
 
-def top_explanation(explanation: str, n: int = 3) -> str:
-    """The ``n`` strongest features of an explanation JSON, ``clicks HIGH 340 (expected 12)``."""
-    parts = json.loads(explanation or "{}")
-    ranked = sorted(parts.items(), key=lambda kv: -float(kv[1].get("ATTRIBUTION_SCORE", 0)))
+def top_explanation(explanation: Sequence[dict] | None, n: int = 3) -> str:
+    """The ``n`` strongest features of an archived explanation, ``clicks HIGH 340 (expected 12)``.
+
+    >>> top_explanation([{"feature": "clicks", "direction": "HIGH", "strength": 0.9,
+    ...                   "attribution_score": 2.0, "value": 340.0, "expected": 12.0}])
+    'clicks HIGH 340 (expected 12)'
+    """
+    ranked = sorted([] if explanation is None else explanation,
+                    key=lambda p: -float(p["attribution_score"]))
     return "; ".join(
-        f"{name} {p.get('DIRECTION', '?')} {p.get('value', float('nan')):.3g} "
-        f"(expected {p.get('expected', float('nan')):.3g})"
-        for name, p in ranked[:n]
+        f"{p['feature']} {p['direction']} {p['value']:.3g} (expected {p['expected']:.3g})"
+        for p in ranked[:n]
     )
 
 

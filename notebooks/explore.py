@@ -35,8 +35,6 @@ FIGURES = "figures/explore"     # folder for the PNG of every figure (created)
 TOP_FALSE_ALERTS = 10           # how many of the worst false alerts to list
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -239,8 +237,8 @@ figures.save(fig, "entities")
 # ## The worst false alerts, and why they fired
 #
 # Flagged windows that no labelled anomaly covers, by score: each with the strongest features of
-# its explanation (`DIRECTION`, observed `value`, the entity's `expected` baseline;
-# `docs/anomaly-record.md`).
+# its explanation (`direction`, observed `value`, the entity's `expected` baseline; the archive
+# keeps the explanation as a list of features, strongest first: `docs/archive.md`).
 
 # %%
 if "label" in windows:
@@ -254,18 +252,16 @@ table["why"] = [top_explanation(e) for e in worst["explanation"]]
 with pd.option_context("display.max_colwidth", 200):
     display(table)
 if len(worst):
-    parts = json.loads(worst.iloc[0]["explanation"])
-    strongest5 = sorted(parts.items(), key=lambda kv: -kv[1].get("ATTRIBUTION_SCORE", 0))[:5]
+    parts = sorted(worst.iloc[0]["explanation"], key=lambda p: -p["attribution_score"])
     print("the worst one's explanation (its 5 strongest features):")
-    print(json.dumps(dict(strongest5), indent=1))
+    display(pd.DataFrame(parts[:5]))
 
 # %%
 def strongest(explanation):
-    parts = json.loads(explanation or "{}")
-    if not parts:
+    if explanation is None or len(explanation) == 0:
         return "(none)"
-    name, part = max(parts.items(), key=lambda kv: float(kv[1].get("ATTRIBUTION_SCORE", 0)))
-    return f"{name} {part.get('DIRECTION', '?').lower()}"
+    part = max(explanation, key=lambda p: p["attribution_score"])
+    return f"{part['feature']} {part['direction'].lower()}"
 
 
 flagged = windows[windows["is_anomaly"]].copy()

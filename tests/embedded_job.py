@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flink_jobs.config import load_config
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from localdev.run_summary import read_json_lines
+from localdev.part_files import read_records
 
 #: The outputs compared, by name.
 OUTPUTS = ("scored_windows", "anomalies", "dead_letters")
@@ -38,7 +38,7 @@ def run_embedded(
     t_env = create_environment(config, local=True)
     define_pipeline(t_env, config, local_tables(events_file, outputs)).execute().wait()
     return {
-        name: list(read_json_lines(getattr(outputs, name)))
+        name: list(read_records(getattr(outputs, name)))
         for name in (*OUTPUTS, "entity_evictions")
     }
 

@@ -29,6 +29,25 @@ from models.features import FEATURE_NAMES
 
 SCHEMA_VERSION = 1
 
+#: One feature of an explanation as the archive stores it (name, PyFlink type, SQL type), in the
+#: record's order (largest attribution first): the record's ``explanation`` entry of ``feature``,
+#: its keys lower-cased.
+EXPLANATION_FIELDS: tuple[tuple[str, Any, str], ...] = (
+    ("feature", Types.STRING(), "STRING"),
+    ("direction", Types.STRING(), "STRING"),
+    ("strength", Types.DOUBLE(), "DOUBLE"),
+    ("attribution_score", Types.DOUBLE(), "DOUBLE"),
+    ("value", Types.DOUBLE(), "DOUBLE"),
+    ("expected", Types.DOUBLE(), "DOUBLE"),
+)
+EXPLANATION_TYPE = Types.OBJECT_ARRAY(
+    Types.ROW_NAMED([f[0] for f in EXPLANATION_FIELDS], [f[1] for f in EXPLANATION_FIELDS])
+)
+#: ``value`` is reserved in Flink SQL, hence the back-quotes.
+EXPLANATION_SQL_TYPE = (
+    "ARRAY<ROW<" + ", ".join(f"`{name}` {sql}" for name, _, sql in EXPLANATION_FIELDS) + ">>"
+)
+
 #: Columns of a scored window, as emitted to the sinks (name, PyFlink type, SQL type).
 SCORED_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("record", Types.STRING(), "STRING"),
@@ -47,7 +66,7 @@ SCORED_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("kind", Types.STRING(), "STRING"),
     ("synthetic", Types.BOOLEAN(), "BOOLEAN"),
     *((name, Types.DOUBLE(), "DOUBLE") for name in FEATURE_NAMES),
-    ("explanation", Types.STRING(), "STRING"),
+    ("explanation", EXPLANATION_TYPE, EXPLANATION_SQL_TYPE),
     ("dt", Types.STRING(), "STRING"),
     ("hour", Types.STRING(), "STRING"),
 )
@@ -123,6 +142,27 @@ def build_record(
     }
 
 
+def explanation_rows(explanation: Mapping[str, Mapping[str, Any]]) -> list[Row]:
+    """The archive's form of an explanation: one row per feature, in the record's order.
+
+    >>> explanation_rows({"clicks": {"DIRECTION": "HIGH", "STRENGTH": 0.9,
+    ...                   "ATTRIBUTION_SCORE": 2.0, "value": 40.0, "expected": 4.0}})
+    [Row(feature='clicks', direction='HIGH', strength=0.9, attribution_score=2.0, value=40.0, \
+expected=4.0)]
+    """
+    return [
+        Row(
+            feature=feature,
+            direction=part["DIRECTION"],
+            strength=float(part["STRENGTH"]),
+            attribution_score=float(part["ATTRIBUTION_SCORE"]),
+            value=float(part["value"]),
+            expected=float(part["expected"]),
+        )
+        for feature, part in explanation.items()
+    ]
+
+
 def scored_row(record: Mapping[str, Any]) -> Row:
     """The sink row of a scored window: the record's JSON plus flat, queryable columns.
 
@@ -142,7 +182,7 @@ def scored_row(record: Mapping[str, Any]) -> Row:
     values = {
         "record": json.dumps(document, separators=(",", ":")),
         "synthetic": record.get("synthetic", False),
-        "explanation": json.dumps(record["explanation"], separators=(",", ":")),
+        "explanation": explanation_rows(record["explanation"]),
         "dt": end[:10],
         "hour": end[11:13],
         **{k: record[k] for k in _RECORD_COLUMNS},

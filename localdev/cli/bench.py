@@ -24,7 +24,7 @@ from flink_jobs.job import LocalOutputs
 from localdev.benchmarks.detectors import measure_detectors
 from localdev.benchmarks.pipeline import Throughput, full_job, sql_baseline, stage_job
 from localdev.benchmarks.stages import STAGES, differing_records, latency_summary, write_split
-from localdev.run_summary import read_json_lines
+from localdev.part_files import read_records
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 from models.registry import DETECTOR_NAMES
 
@@ -118,12 +118,12 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     _report(f"full job, parallelism {scale}", scaled)
     speedup = scaled.events_per_s / job.events_per_s
     differences = {
-        name: differing_records(read_json_lines(getattr(p1_out, name)),
-                                read_json_lines(getattr(scaled_out, name)))
+        name: differing_records(read_records(getattr(p1_out, name)),
+                                read_records(getattr(scaled_out, name)))
         for name in COMPARED
     }
     identical = not any(differences.values())
-    scored = sum(1 for _ in read_json_lines(p1_out.scored_windows))
+    scored = sum(1 for _ in read_records(p1_out.scored_windows))
     print(f"    parallel_speedup (p{scale} / p1): {speedup:.2f}", flush=True)
     if identical:
         print(f"    outputs of p{scale} identical to p1: yes ({scored} scored windows,"
@@ -134,8 +134,8 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     ratio = job.events_per_s / baseline.events_per_s
     print(f"    ratio full job / SQL baseline: {ratio:.2f}", flush=True)
     latency = {
-        "p1": latency_summary(read_json_lines(p1_out.window_latencies)),
-        f"p{scale}": latency_summary(read_json_lines(scaled_out.window_latencies)),
+        "p1": latency_summary(read_records(p1_out.window_latencies)),
+        f"p{scale}": latency_summary(read_records(scaled_out.window_latencies)),
     }
     for label, summary in latency.items():
         print(f"    window-to-anomaly latency, {label}: p50 {summary['p50_ms']} ms,"

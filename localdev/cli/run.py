@@ -12,7 +12,8 @@ from pathlib import Path
 
 from flink_jobs.config import Config, ConfigError, load_config
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from localdev.run_summary import read_json_lines, run_summary
+from localdev.part_files import read_records
+from localdev.run_summary import run_summary
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 
 
@@ -70,9 +71,11 @@ def _lines_below(directory: Path) -> int:
 
 def _progress(outputs: LocalOutputs, started: float, done: threading.Event) -> None:
     while not done.wait(10):
-        windows = _lines_below(outputs.scored_windows)
+        # JSON lines, counted in-progress files included (the Parquet archive is readable only
+        # once committed)
+        anomalies = _lines_below(outputs.anomalies)
         dead = _lines_below(outputs.dead_letters)
-        print(f"  … {time.monotonic() - started:5.0f} s: {windows} windows scored,"
+        print(f"  … {time.monotonic() - started:5.0f} s: {anomalies} anomalies,"
               f" {dead} dead letters so far", flush=True)
 
 
@@ -123,7 +126,9 @@ def run_job(config: Config, outputs: LocalOutputs, events_file: Path, truth: dic
           f"detector {config.get('scoring', 'detector')}) …", flush=True)
 
     t_env = create_environment(config, local=True)
-    statements = define_pipeline(t_env, config, local_tables(events_file, outputs))
+    statements = define_pipeline(
+        t_env, config, local_tables(events_file, outputs, config.get("archive", "writers"))
+    )
     started, done = time.monotonic(), threading.Event()
     reporter = threading.Thread(target=_progress, args=(outputs, started, done), daemon=True)
     reporter.start()
@@ -135,11 +140,11 @@ def run_job(config: Config, outputs: LocalOutputs, events_file: Path, truth: dic
 
     summary = run_summary(
         events_in,
-        read_json_lines(outputs.dead_letters),
-        read_json_lines(outputs.scored_windows),
+        read_records(outputs.dead_letters),
+        read_records(outputs.scored_windows),
         truth,
-        read_json_lines(outputs.entity_evictions),
-        read_json_lines(outputs.model_events),
+        read_records(outputs.entity_evictions),
+        read_records(outputs.model_events),
     )
     summary["job_seconds"] = round(elapsed, 1)
     (outputs.root / "run-summary.json").write_text(json.dumps(summary, indent=2) + "\n")

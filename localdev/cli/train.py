@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from localdev.run_summary import read_json_lines
+from localdev.part_files import read_records
 from localdev.truth import ground_truth_labels
 from models import artifacts
 from models.features import FEATURE_NAMES
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Rebuild the detector's inputs from the archive, label them, fit, save, report."""
-    windows = list(read_json_lines(args.windows))
+    windows = list(read_records(args.windows))
     if not windows:
         print(f"no scored windows under {args.windows}; run `clicksentry run` first")
         return 2

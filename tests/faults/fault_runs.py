@@ -26,6 +26,7 @@ from pathlib import Path
 
 from localdev import producer, stack
 from localdev.flink_cluster import TERMINAL_STATES, Application, FlinkCluster
+from localdev.part_files import s3_records
 from localdev.simulator import Simulation, SimulationConfig, simulate
 from udfs.operator_metrics import METRIC_GROUP
 
@@ -262,18 +263,6 @@ class Outputs:
         }
 
 
-def _archived_lines(s3, bucket: str, prefix: str) -> list[str]:
-    """Lines of committed archive files (in-progress files start with '.' or '_')."""
-    lines = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            if item["Key"].rsplit("/", 1)[-1].startswith((".", "_")):
-                continue
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            lines += [line for line in body.decode(errors="replace").splitlines() if line]
-    return lines
-
-
 def read_outputs(aws_stack, case: Case) -> Outputs:
     """Everything the case's job wrote so far."""
     kinesis, s3 = aws_stack.client("kinesis"), aws_stack.client("s3")
@@ -285,13 +274,9 @@ def read_outputs(aws_stack, case: Case) -> Outputs:
         dead_letters=[
             json.loads(d) for _, d in stack.read_stream(kinesis, case.arn("dead-letters"))
         ],
-        scored_windows=[
-            json.loads(line) for line in _archived_lines(s3, bucket, root + "scored-windows/")
-        ],
-        raw_events=_archived_lines(s3, bucket, root + "raw-events/"),
-        evictions=[
-            json.loads(line) for line in _archived_lines(s3, bucket, root + "entity-evictions/")
-        ],
+        scored_windows=list(s3_records(s3, bucket, root + "scored-windows/")),
+        raw_events=[r["payload"] for r in s3_records(s3, bucket, root + "raw-events/")],
+        evictions=list(s3_records(s3, bucket, root + "entity-evictions/")),
     )
 
 

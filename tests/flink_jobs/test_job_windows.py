@@ -18,8 +18,9 @@ import pytest
 
 from flink_jobs.config import load_config
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
+from localdev.part_files import read_records
 from localdev.reference_windows import reference_windows
-from localdev.run_summary import read_json_lines, run_summary
+from localdev.run_summary import run_summary
 from models.features import FEATURE_NAMES
 
 EVENTS = Path(__file__).parents[1] / "events" / "clicks_windows.jsonl"
@@ -59,8 +60,8 @@ def job_run(request, tmp_path_factory):
     outputs = run_job(EVENTS, root, request.param)
     return {
         "outputs": outputs,
-        "windows": list(read_json_lines(outputs.scored_windows)),
-        "dead": list(read_json_lines(outputs.dead_letters)),
+        "windows": list(read_records(outputs.scored_windows)),
+        "dead": list(read_records(outputs.dead_letters)),
         "lines": EVENTS.read_text().splitlines(),
     }
 

@@ -23,7 +23,8 @@ from published_models import forest, publish
 
 from flink_jobs.config import load_config
 from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from localdev.run_summary import read_json_lines, run_summary
+from localdev.part_files import read_records
+from localdev.run_summary import run_summary
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 from models.model_card import pointer_key
 from udfs.shard import shard_key
@@ -38,16 +39,19 @@ SHARDS = 4  # scoring.shards_per_entity_type
 ON_SCORE = forest(len(INPUTS), cut=0.25)
 
 
-def decided_versions(outputs: LocalOutputs) -> set[str]:
-    """Versions named by the records written so far (in-progress part files included; a line
-    still being written is skipped)."""
+def loaded_versions(outputs: LocalOutputs) -> set[str]:
+    """Versions the scoring operator reported taking over so far: its model events, emitted with
+    the first batch each version scores (JSON lines, in-progress part files included — the
+    Parquet archive can be read only once committed; a line still being written is skipped)."""
     versions = set()
-    for path in outputs.scored_windows.rglob("*part-*"):
+    for path in outputs.model_events.rglob("*part-*"):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                versions.add(json.loads(json.loads(line)["record"])["model"]["version"])
+                event = json.loads(line)
             except ValueError:
                 continue
+            if event["event"] == "loaded":
+                versions.add(event["version"])
     return versions
 
 
@@ -76,9 +80,9 @@ def run(tmp_path_factory):
     t_env = create_environment(config, local=True)
     result = define_pipeline(t_env, config, local_tables(events_file, outputs)).execute()
     job = result.get_job_client()
-    wait_for(lambda: "v1" in decided_versions(outputs), job, "v1 deciding")
+    wait_for(lambda: "v1" in loaded_versions(outputs), job, "v1 deciding")
     publish(models, "v2", INPUTS, ON_SCORE, threshold=0.3)
-    wait_for(lambda: "v2" in decided_versions(outputs), job, "v2 taking over")
+    wait_for(lambda: "v2" in loaded_versions(outputs), job, "v2 taking over")
     publish(models, "v3", INPUTS, corrupt=True)
     result.wait()
     return events_file, outputs
@@ -88,7 +92,7 @@ def test_v2_takes_over_from_v1_between_two_batches_and_never_hands_back(run):
     _, outputs = run
     by_end: dict[int, set[str]] = defaultdict(set)
     by_batch: dict[tuple[str, int], set[str]] = defaultdict(set)
-    for window in read_json_lines(outputs.scored_windows):
+    for window in read_records(outputs.scored_windows):
         version = json.loads(window["record"])["model"]["version"]
         end = window["window_end_ms"]
         by_end[end].add(version)
@@ -105,12 +109,12 @@ def test_v2_takes_over_from_v1_between_two_batches_and_never_hands_back(run):
 
 def test_every_window_is_scored_once_and_decided_by_its_forest(run):
     events_file, outputs = run
-    windows = list(read_json_lines(outputs.scored_windows))
+    windows = list(read_records(outputs.scored_windows))
     ids = [json.loads(w["record"])["anomaly_id"] for w in windows]
     # no restart: no window scored twice, every event windowed or dead-lettered
     assert len(ids) == len(set(ids)) > 1000
     summary = run_summary(sum(1 for _ in events_file.open()),
-                          read_json_lines(outputs.dead_letters), windows, None)
+                          read_records(outputs.dead_letters), windows, None)
     assert summary["reconciled"]
     # the forest decides, the online verdict is kept beside it
     records = [json.loads(w["record"]) for w in windows]
@@ -123,12 +127,12 @@ def test_every_window_is_scored_once_and_decided_by_its_forest(run):
     assert any(r["is_anomaly"] != r["model"]["online_is_anomaly"] for r in records)
     # the anomalies sink holds exactly the windows the forests flagged
     anomalies = {json.loads(w["record"])["anomaly_id"] for w in windows if w["is_anomaly"]}
-    assert {a["anomaly_id"] for a in read_json_lines(outputs.anomalies)} == anomalies
+    assert {a["anomaly_id"] for a in read_records(outputs.anomalies)} == anomalies
 
 
 def test_the_model_events_record_what_was_loaded_and_what_was_rejected(run):
     _, outputs = run
-    events = list(read_json_lines(outputs.model_events))
+    events = list(read_records(outputs.model_events))
     rejected = [e for e in events if e["event"] == "rejected"]
     assert [e["version"] for e in rejected] == ["v3"]
     assert "SHA-256" in rejected[0]["reason"]

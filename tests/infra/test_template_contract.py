@@ -200,20 +200,39 @@ def glue_table(template: dict, name: str) -> dict:
     return table
 
 
+#: Hive's names of the archive's flat SQL types.
+HIVE = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "BOOLEAN": "boolean"}
+#: The explanation as Athena reads it: a list of features, strongest first.
+EXPLANATION_HIVE = ("array<struct<feature:string,direction:string,strength:double,"
+                    "attribution_score:double,value:double,expected:double>>")
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+
+
+def hive_columns(columns) -> list[tuple[str, str]]:
+    return [(n, EXPLANATION_HIVE if n == "explanation" else HIVE[t])
+            for n, t in columns if n not in ("dt", "hour")]
+
+
 @pytest.mark.parametrize(
-    ("name", "columns"),
+    ("name", "columns", "serde"),
     [
-        ("scored_windows", [(n, t) for n, _, t in SCORED_COLUMNS]),
-        ("dead_letters", list(DEAD_LETTER_COLUMNS)),
-        ("raw_events", [(f.name, f.sql_type) for f in FIELDS]),
+        ("scored_windows", [(n, t) for n, _, t in SCORED_COLUMNS], PARQUET_SERDE),
+        ("dead_letters", list(DEAD_LETTER_COLUMNS), JSON_SERDE),
+        ("raw_events", [("payload", "STRING"), *((f.name, f.sql_type) for f in FIELDS)],
+         PARQUET_SERDE),
     ],
 )
-def test_glue_tables_have_the_archive_columns_and_project_dt_and_hour(template, name, columns):
+def test_glue_tables_have_the_archive_columns_and_format_and_project_dt_and_hour(
+    template, name, columns, serde
+):
     table = glue_table(template, name)
     storage = table["StorageDescriptor"]
-    assert [(c["Name"], c["Type"].upper()) for c in storage["Columns"]] == [
-        (n, t) for n, t in columns if n not in ("dt", "hour")
-    ]
+    assert [(c["Name"], c["Type"]) for c in storage["Columns"]] == hive_columns(columns)
+    assert storage["SerdeInfo"]["SerializationLibrary"] == serde
+    if serde == PARQUET_SERDE:
+        assert storage["InputFormat"].endswith("MapredParquetInputFormat")
+        assert table["Parameters"]["parquet.compression"] == "SNAPPY"
     assert [(c["Name"], c["Type"]) for c in table["PartitionKeys"]] == [
         ("dt", "string"),
         ("hour", "string"),

@@ -33,6 +33,7 @@ from embedded_job import OUTPUTS, canonical, run_embedded
 
 from flink_jobs.features import WINDOW_MS
 from localdev import stack
+from localdev.part_files import s3_records
 from localdev.run_summary import run_summary
 from localdev.simulator import SimulationConfig, simulate
 
@@ -148,18 +149,6 @@ def produce(aws_stack, simulation, scenario, tmp_path):
     return len(simulation.lines) + len(shards), len(shards)
 
 
-def archived_lines(s3, bucket, prefix):
-    """Lines of committed archive files (in-progress files start with '.' or '_')."""
-    lines = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            if item["Key"].rsplit("/", 1)[-1].startswith((".", "_")):
-                continue
-            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            lines += [line for line in body.decode().splitlines() if line]
-    return lines
-
-
 @dataclass
 class Outputs:
     anomalies: list
@@ -174,11 +163,12 @@ def read_outputs(aws_stack, scenario):
     return Outputs(
         anomalies=[(k, json.loads(d)) for k, d in stack.read_stream(kinesis, scenario.anomalies)],
         dead_letters=[json.loads(d) for _, d in stack.read_stream(kinesis, scenario.dead_letters)],
-        scored_windows=[
-            json.loads(line)
-            for line in archived_lines(s3, aws_stack.archive_bucket, root + "scored-windows/")
+        scored_windows=list(
+            s3_records(s3, aws_stack.archive_bucket, root + "scored-windows/")
+        ),
+        raw_events=[
+            r["payload"] for r in s3_records(s3, aws_stack.archive_bucket, root + "raw-events/")
         ],
-        raw_events=archived_lines(s3, aws_stack.archive_bucket, root + "raw-events/"),
     )
 
 

@@ -22,7 +22,7 @@ from flink_jobs.config import load_config
 from flink_jobs.job import LocalOutputs
 from localdev.benchmarks.pipeline import full_job, stage_job
 from localdev.benchmarks.stages import STAGES, differing_records, write_split
-from localdev.run_summary import read_json_lines
+from localdev.part_files import read_records
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 
 pytestmark = pytest.mark.flink
@@ -48,7 +48,7 @@ def runs(tmp_path_factory):
     rows = {}
     for stage in STAGES[:-1]:
         stage_job(config(1, root), single, stage, events, sink_path=root / stage.key)
-        rows[stage.key] = list(read_json_lines(root / stage.key))
+        rows[stage.key] = list(read_records(root / stage.key))
     p1, p2 = LocalOutputs(root / "job-p1"), LocalOutputs(root / "job-p2")
     full_job(config(1, root), single, p1.root, events)
     full_job(config(2, root), split, p2.root, events)
@@ -74,15 +74,15 @@ def test_s2_and_s3_hold_the_same_entity_windows(runs):
 
 def test_s3_windows_are_the_jobs_scored_windows_that_are_not_synthesised(runs):
     s3 = runs["rows"]["s3_sql_features"]
-    scored = list(read_json_lines(runs["p1"].scored_windows))
+    scored = list(read_records(runs["p1"].scored_windows))
     key = ("entity_type", "entity_id", "window_end_ms")
     assert sorted(tuple(r[k] for k in key) for r in s3) == sorted(
         tuple(r[k] for k in key) for r in scored if not r["synthetic"])
 
 
 def test_every_scored_window_has_one_latency_sample(runs):
-    scored = list(read_json_lines(runs["p1"].scored_windows))
-    samples = list(read_json_lines(runs["p1"].window_latencies))
+    scored = list(read_records(runs["p1"].scored_windows))
+    samples = list(read_records(runs["p1"].window_latencies))
     assert Counter(s["window_end_ms"] for s in samples) == Counter(
         w["window_end_ms"] for w in scored)
     assert all(s["latency_ms"] >= 0 for s in samples)
@@ -90,6 +90,6 @@ def test_every_scored_window_has_one_latency_sample(runs):
 
 @pytest.mark.parametrize("output", ["scored_windows", "anomalies", "dead_letters"])
 def test_the_split_source_at_parallelism_2_gives_the_same_outputs(runs, output):
-    first = list(read_json_lines(getattr(runs["p1"], output)))
+    first = list(read_records(getattr(runs["p1"], output)))
     assert first or output == "anomalies"
-    assert differing_records(first, read_json_lines(getattr(runs["p2"], output))) == 0
+    assert differing_records(first, read_records(getattr(runs["p2"], output))) == 0

@@ -7,7 +7,8 @@ THEN its scored windows and anomalies equal the original run's, record for recor
 archived event is windowed (nothing is late or malformed in a replay).
 
 AND the same archive copied to S3 (moto server) gives the same replay input as the local one,
-and an hour range with no partitions replays nothing.
+an hour range with no partitions replays nothing, and a replay's records copied to an S3 prefix
+of their own (``--out-s3``) read back as they are on disk.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 from embedded_job import canonical, run_embedded
 
+from flink_jobs.job import LocalOutputs
 from localdev import stack
 from localdev.cli import main as clicksentry
-from localdev.replay import HourRange, local_payloads, s3_payloads, write_events
-from localdev.run_summary import read_json_lines
+from localdev.part_files import read_records, s3_records
+from localdev.replay import HourRange, local_payloads, s3_payloads, upload_outputs, write_events
 from localdev.simulator import SimulationConfig, simulate, write_simulation
 
 #: The determinism test's stream: six minutes from 2026-01-05T00:00Z, all four anomaly kinds.
@@ -39,7 +41,7 @@ def original(tmp_path_factory) -> Path:
 @pytest.mark.flink
 def test_replay_of_the_archive_equals_the_original_run(original, tmp_path):
     # GIVEN the original run's outputs, late and malformed events among its dead letters
-    dead = list(read_json_lines(original / "dead-letters"))
+    dead = list(read_records(original / "dead-letters"))
     assert {"late", "bad_json"} <= {d["reason"] for d in dead}
     # WHEN the archive is replayed through the CLI
     out = tmp_path / "replay"
@@ -53,8 +55,8 @@ def test_replay_of_the_archive_equals_the_original_run(original, tmp_path):
     assert summary["dead_letters_total"] == 0
     # AND its scored windows and anomalies are the original's
     for name in ("scored-windows", "anomalies"):
-        first = canonical(list(read_json_lines(original / name)))
-        again = canonical(list(read_json_lines(out / name)))
+        first = canonical(list(read_records(original / name)))
+        again = canonical(list(read_records(out / name)))
         assert len(first) > 0 and first == again, name
 
 
@@ -87,3 +89,14 @@ def test_an_archive_on_s3_replays_the_same_events_as_on_disk(
                           "--s3-endpoint", stack.MOTO_ENDPOINT, "--from", "2026-01-05T01",
                           "--out", str(tmp_path / "none")])
     assert status == 2
+    # AND a replay's records copied to a prefix of their own read back as they are on disk
+    outputs = LocalOutputs(original)
+    copied = upload_outputs(s3, outputs, bucket, f"replays/{tmp_path.name}")
+    scored = list(s3_records(s3, bucket, f"replays/{tmp_path.name}/scored-windows/"))
+    assert canonical(scored) == canonical(list(read_records(outputs.scored_windows)))
+    assert copied > len({p.parent for p in outputs.scored_windows.rglob("part-*")})
+    # AND a copy into the archive's own prefix is refused before anything runs
+    status = clicksentry(["replay", "--archive", f"s3://{bucket}/{prefix}",
+                          "--s3-endpoint", stack.MOTO_ENDPOINT, "--out", str(tmp_path / "in"),
+                          "--out-s3", f"s3://{bucket}/{prefix}replays/"])
+    assert status == 2 and not (tmp_path / "in").exists()

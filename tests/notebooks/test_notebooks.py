@@ -37,7 +37,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from flink_jobs.job import LocalOutputs
 from localdev.labels import labels_csv, labels_from_truth
-from localdev.run_summary import read_json_lines
+from localdev.part_files import read_records
 from localdev.simulator import SimulationConfig, simulate
 from models import artifacts
 from models.features import FEATURE_NAMES
@@ -80,7 +80,7 @@ def upload_archive(s3, outputs: LocalOutputs) -> int:
             count += 1
     # Dead letters: Firehose's layout, gzip objects in dt=/hour= folders of their arrival hour:
     # here the hour of their event time when it lies in the stream, else the line's before.
-    ends = [w["window_end_ms"] for w in read_json_lines(outputs.scored_windows)]
+    ends = [w["window_end_ms"] for w in read_records(outputs.scored_windows)]
     first, last = min(ends) - 10_000, max(ends)
     by_hour: dict[tuple[str, str], list[str]] = {}
     hour = datetime.fromtimestamp(first / 1000, UTC)
@@ -116,7 +116,7 @@ def archive(tmp_path_factory, moto_endpoint) -> dict:
     return {
         "root": root,
         "s3": s3,
-        "windows": list(read_json_lines(LocalOutputs(root / "job").scored_windows)),
+        "windows": list(read_records(LocalOutputs(root / "job").scored_windows)),
         "parameters": {
             "BUCKET": BUCKET,
             "PREFIX": PREFIX,

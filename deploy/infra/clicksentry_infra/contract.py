@@ -67,6 +67,8 @@ def build() -> dict[str, Any]:
             "scored_columns": [
                 [name, sql_type] for name, _, sql_type in scored_window.SCORED_COLUMNS
             ],
+            "raw_event_columns": [list(c) for c in tables.RAW_EVENT_COLUMNS],
+            "parquet_codec": tables.ARCHIVE_CODEC,
             "dead_letter_columns": [list(c) for c in tables.DEAD_LETTER_COLUMNS],
             "partition_columns": [list(c) for c in tables.PARTITION_COLUMNS],
         },

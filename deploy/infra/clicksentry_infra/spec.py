@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 #: Physical names: the same as the local stack's (``localdev/stack.py``) where both have one.
@@ -44,6 +45,46 @@ ARCHIVE_PREFIXES = {
 #: Largest ``PutRecords`` call Kinesis accepts, and so ``POST /clicks/batch``.
 MAX_BATCH = 500
 _HIVE_TYPES = {"STRING": "string", "BIGINT": "bigint", "DOUBLE": "double", "BOOLEAN": "boolean"}
+
+
+@dataclass(frozen=True)
+class TableStorage:
+    """How a Glue table's files are stored: Hive's input/output formats and SerDe."""
+
+    classification: str
+    input_format: str
+    output_format: str
+    serde: str
+    extra_parameters: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def table_parameters(self) -> dict[str, str]:
+        """The table's parameters that describe its files."""
+        return {"classification": self.classification, **dict(self.extra_parameters)}
+
+
+#: Dead letters: JSON lines (gzip from Firehose).
+JSON_LINES = TableStorage(
+    "json",
+    "org.apache.hadoop.mapred.TextInputFormat",
+    "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    "org.openx.data.jsonserde.JsonSerDe",
+)
+
+
+def parquet_storage(codec: str) -> TableStorage:
+    """Scored windows and raw events: Parquet files compressed with ``codec``.
+
+    >>> parquet_storage("SNAPPY").table_parameters
+    {'classification': 'parquet', 'parquet.compression': 'SNAPPY'}
+    """
+    return TableStorage(
+        "parquet",
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+        (("parquet.compression", codec),),
+    )
 
 
 class ContractError(ValueError):
@@ -159,6 +200,19 @@ def batch_schema(contract: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def hive_type(sql_type: str) -> str:
+    """The Hive type (Glue, Athena) of a Flink SQL type of the archive.
+
+    >>> hive_type("DOUBLE"), hive_type("ARRAY<ROW<`feature` STRING, `value` DOUBLE>>")
+    ('double', 'array<struct<feature:string,value:double>>')
+    """
+    nested = re.fullmatch(r"ARRAY<ROW<(.*)>>", sql_type)
+    if nested is None:
+        return _HIVE_TYPES[sql_type]
+    fields = [re.fullmatch(r"`?(\w+)`?\s+(\w+)", f.strip()) for f in nested[1].split(",")]
+    return "array<struct<" + ",".join(f"{m[1]}:{_HIVE_TYPES[m[2]]}" for m in fields) + ">>"
+
+
 def glue_columns(columns: list[list[str]] | list[tuple[str, str]]) -> list[dict[str, str]]:
     """Glue columns (Hive types) for ``(name, SQL type)`` pairs, partition columns left out.
 
@@ -166,15 +220,10 @@ def glue_columns(columns: list[list[str]] | list[tuple[str, str]]) -> list[dict[
     [{'name': 'score', 'type': 'double'}]
     """
     return [
-        {"name": name, "type": _HIVE_TYPES[sql_type]}
+        {"name": name, "type": hive_type(sql_type)}
         for name, sql_type in columns
         if name not in ("dt", "hour")
     ]
-
-
-def click_columns(contract: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Glue columns of the raw-events archive: the click payload's fields."""
-    return glue_columns([(f["name"], f["sql_type"]) for f in contract["click"]["fields"]])
 
 
 def partition_projection(location: str, start_date: str) -> dict[str, str]:

@@ -958,14 +958,14 @@ class ClicksentryStack(cdk.Stack):
             ),
         )
         archive = self.contract["archive"]
+        parquet = spec.parquet_storage(archive["parquet_codec"])
         tables = {
-            "scored_windows": (spec.glue_columns(archive["scored_columns"]), False),
-            "raw_events": (spec.click_columns(self.contract), True),
-            "dead_letters": (spec.glue_columns(archive["dead_letter_columns"]), False),
+            "scored_windows": (spec.glue_columns(archive["scored_columns"]), parquet),
+            "raw_events": (spec.glue_columns(archive["raw_event_columns"]), parquet),
+            "dead_letters": (spec.glue_columns(archive["dead_letter_columns"]), spec.JSON_LINES),
         }
-        for name, (columns, malformed_possible) in tables.items():
+        for name, (columns, storage) in tables.items():
             location = f"s3://{self.bucket.bucket_name}/{spec.ARCHIVE_PREFIXES[name]}"
-            serde_parameters = {"ignore.malformed.json": "true"} if malformed_possible else {}
             table = glue.CfnTable(
                 self,
                 "".join(part.title() for part in name.split("_")) + "Table",
@@ -975,7 +975,7 @@ class ClicksentryStack(cdk.Stack):
                     name=name,
                     table_type="EXTERNAL_TABLE",
                     parameters={
-                        "classification": "json",
+                        **storage.table_parameters,
                         **spec.partition_projection(location, PROJECTION_START),
                     },
                     partition_keys=[
@@ -984,13 +984,10 @@ class ClicksentryStack(cdk.Stack):
                     ],
                     storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
                         location=location,
-                        input_format="org.apache.hadoop.mapred.TextInputFormat",
-                        output_format=(
-                            "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
-                        ),
+                        input_format=storage.input_format,
+                        output_format=storage.output_format,
                         serde_info=glue.CfnTable.SerdeInfoProperty(
-                            serialization_library="org.openx.data.jsonserde.JsonSerDe",
-                            parameters=serde_parameters or None,
+                            serialization_library=storage.serde
                         ),
                         columns=[glue.CfnTable.ColumnProperty(**c) for c in columns],
                     ),
