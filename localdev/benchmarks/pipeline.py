@@ -104,6 +104,7 @@ def full_job(config: Config, source: Path, out_root: Path, events: int) -> Throu
     """The whole job with its local file sinks under ``out_root``."""
     t_env = create_environment(config, local=True)
     statements = define_pipeline(
-        t_env, config, local_tables(source, LocalOutputs(out_root))
+        t_env, config,
+        local_tables(source, LocalOutputs(out_root), config.get("archive", "writers")),
     )
     return _execute(statements, events)
