@@ -29,6 +29,12 @@ from models.features import FEATURE_NAMES
 
 SCHEMA_VERSION = 1
 
+
+def _row_type(columns: tuple[tuple[str, Any, str], ...]):
+    """The PyFlink row type of ``(name, PyFlink type, SQL type)`` columns."""
+    return Types.ROW_NAMED([c[0] for c in columns], [c[1] for c in columns])
+
+
 #: One feature of an explanation as the archive stores it (name, PyFlink type, SQL type), in the
 #: record's order (largest attribution first): the record's ``explanation`` entry of ``feature``,
 #: its keys lower-cased.
@@ -40,9 +46,7 @@ EXPLANATION_FIELDS: tuple[tuple[str, Any, str], ...] = (
     ("value", Types.DOUBLE(), "DOUBLE"),
     ("expected", Types.DOUBLE(), "DOUBLE"),
 )
-EXPLANATION_TYPE = Types.OBJECT_ARRAY(
-    Types.ROW_NAMED([f[0] for f in EXPLANATION_FIELDS], [f[1] for f in EXPLANATION_FIELDS])
-)
+EXPLANATION_TYPE = Types.OBJECT_ARRAY(_row_type(EXPLANATION_FIELDS))
 #: ``value`` is reserved in Flink SQL, hence the back-quotes.
 EXPLANATION_SQL_TYPE = (
     "ARRAY<ROW<" + ", ".join(f"`{name}` {sql}" for name, _, sql in EXPLANATION_FIELDS) + ">>"
@@ -70,7 +74,7 @@ SCORED_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("dt", Types.STRING(), "STRING"),
     ("hour", Types.STRING(), "STRING"),
 )
-SCORED_ROW_TYPE = Types.ROW_NAMED([c[0] for c in SCORED_COLUMNS], [c[1] for c in SCORED_COLUMNS])
+SCORED_ROW_TYPE = _row_type(SCORED_COLUMNS)
 #: Columns of an entity eviction (name, PyFlink type, SQL type).
 EVICTION_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("entity_type", Types.STRING(), "STRING"),
@@ -78,9 +82,7 @@ EVICTION_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("last_seen_ms", Types.LONG(), "BIGINT"),
     ("evicted_at_ms", Types.LONG(), "BIGINT"),
 )
-EVICTION_ROW_TYPE = Types.ROW_NAMED(
-    [c[0] for c in EVICTION_COLUMNS], [c[1] for c in EVICTION_COLUMNS]
-)
+EVICTION_ROW_TYPE = _row_type(EVICTION_COLUMNS)
 #: Columns of a model event: a published version taking over or turned away
 #: (:class:`udfs.model_watch.ModelEvent`), at the end of the windows being scored then.
 MODEL_EVENT_COLUMNS: tuple[tuple[str, Any, str], ...] = (
@@ -90,9 +92,7 @@ MODEL_EVENT_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("reason", Types.STRING(), "STRING"),
     ("window_end_ms", Types.LONG(), "BIGINT"),
 )
-MODEL_EVENT_ROW_TYPE = Types.ROW_NAMED(
-    [c[0] for c in MODEL_EVENT_COLUMNS], [c[1] for c in MODEL_EVENT_COLUMNS]
-)
+MODEL_EVENT_ROW_TYPE = _row_type(MODEL_EVENT_COLUMNS)
 #: Columns copied from the record as they are.
 _RECORD_COLUMNS = (
     "is_anomaly", "entity_type", "entity_id", "window_start", "window_end", "window_end_ms",
