@@ -137,6 +137,7 @@ def build_message(
         f"What:  {shown(anomaly.kind) or 'unattributed'} anomaly, score {anomaly.score:.2f} "
         f"(threshold {anomaly.threshold:.2f}, grade {anomaly.grade:.2f}, "
         f"confidence {anomaly.confidence:.2f}), detector {shown(anomaly.detector)}",
+        *_significance(anomaly.payload),
         *_decided_by(anomaly.payload),
         f"Where: {where}",
         f"When:  {anomaly.window_start} to {anomaly.window_end} (UTC, {seconds:g} s window)",
@@ -151,6 +152,24 @@ def build_message(
         body=with_record(lines, anomaly.payload),
         attributes=_attributes(severity, anomaly, action),
     )
+
+
+def _significance(payload: dict) -> list[str]:
+    """The line saying how unlikely the move is by chance at this entity's volume, if known.
+
+    The job adds ``p_value`` (docs/anomaly-record.md) for detectors with a significance test;
+    a field of the wrong type is left out of the body (the full record still follows it).
+
+    >>> _significance({"p_value": 2.4e-09})
+    ['Significance: p = 2.4e-09 (chance of a move this large at this volume, given its history)']
+    >>> _significance({}), _significance({"p_value": "low"})
+    ([], [])
+    """
+    p = payload.get("p_value")
+    if not isinstance(p, int | float) or isinstance(p, bool):
+        return []
+    return [f"Significance: p = {p:.2g} (chance of a move this large at this volume, "
+            "given its history)"]
 
 
 def _decided_by(payload: dict) -> list[str]:

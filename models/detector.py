@@ -47,14 +47,16 @@ from models.backends import make_scorer
 from models.base import Stateful, feature_names_of, to_matrix
 from models.baseline import BaselineBatch, EwmaBaseline
 from models.holdoff import HoldOff, HoldOffBatch
-from models.params import boolean, integer, name_list, non_negative, one_of, positive
+from models.params import boolean, in_range, integer, name_list, non_negative, one_of, positive
+from models.runs import Runs, RunsBatch
+from models.significance import UNTESTED, Dispersion, significance_plan, tail_pvalues
 from models.threshold import AdaptiveThreshold
 
 log = logging.getLogger(__name__)
 
 INPUTS = ("deviation", "level", "raw")
 #: Version of the per-entity state envelope ``[version, baseline part, hold-off part]``.
-ENTITY_STATE_VERSION = 4
+ENTITY_STATE_VERSION = 5
 
 Entity = TypeVar("Entity", bound=Hashable)
 Explanation = dict[str, dict[str, Any]]
@@ -72,14 +74,16 @@ class Verdict:
     confidence: float
     kind: str = ""
     explanation: Explanation = field(default_factory=dict)
+    p_value: float | None = None
 
 
 @dataclass(frozen=True)
 class EntityStates:
-    """Decoded per-entity state of a batch: the baseline part and the hold-off part."""
+    """Decoded per-entity state of a batch: the baseline, hold-off and runs parts."""
 
     baseline: BaselineBatch
     holdoff: HoldOffBatch
+    runs: RunsBatch
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ class Windows:
         deviations: standardised deviations from the running baselines, clipped to ``±z_clip``.
         points: the shared scorer's inputs (its ``columns`` only).
         expected: each entity's expected features (its raw features if it has no history).
+        runs: with ``significance``, each entity's runs after this window
+            (:mod:`models.runs`; else its runs unchanged).
+        run_p: with ``significance``, per feature, the p-value of its run (else ``None``).
+        run_on: with ``significance``, per feature, whether its run spans earlier windows.
     """
 
     raw: np.ndarray
@@ -101,6 +109,9 @@ class Windows:
     deviations: np.ndarray
     points: np.ndarray
     expected: np.ndarray
+    runs: RunsBatch
+    run_p: np.ndarray | None = None
+    run_on: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -112,12 +123,17 @@ class Flags:
         flagged: per window, whether it is an anomaly.
         grades: per window, how far past the threshold (0 unless flagged).
         confidence: per window, 0..1: entity history, scorer and threshold warm-up.
+        material: per window and scored feature, whether it moved materially (with
+            ``significance``; ``None`` without).
+        p_values: per window, the smallest p-value of its material features (NaN if none).
     """
 
     threshold: float
     flagged: np.ndarray
     grades: np.ndarray
     confidence: np.ndarray
+    material: np.ndarray | None = None
+    p_values: np.ndarray | None = None
 
 
 def shrink(values: np.ndarray, deadzone: float) -> np.ndarray:
@@ -150,23 +166,40 @@ def changed_enough(raw: np.ndarray, expected: np.ndarray, min_relative_change: f
     return change.max(axis=1) >= min_relative_change
 
 
+def moved(raw: np.ndarray, expected: np.ndarray, min_relative_change: float) -> np.ndarray:
+    """Per feature: it differs from its expected value, by at least ``min_relative_change``.
+
+    >>> moved(np.array([[103.0, 0.0, 0.2]]), np.array([[100.0, 0.0, 0.0]]), 0.05)
+    array([[False, False,  True]])
+    """
+    change = np.abs(raw - expected)
+    return (change > 0) & (change >= min_relative_change * np.abs(expected))
+
+
 def explain(
     names: Sequence[str], high: np.ndarray, low: np.ndarray, value: np.ndarray,
-    expected: np.ndarray,
+    expected: np.ndarray, keep: np.ndarray | None = None,
 ) -> tuple[str, Explanation]:
     """KDA's ``ANOMALY_EXPLANATION`` of one window and its kind (``"<top feature>_<direction>"``).
 
     ``high`` / ``low`` are the per-feature parts of its score pushing up / down; features are
-    listed by attribution, largest first.
+    listed by attribution, largest first; with ``keep``, only the features it marks.
 
     >>> kind, e = explain(["clicks", "ctr"], np.array([3.0, 0.0]), np.array([1.0, 0.5]),
     ...                   np.array([90.0, 0.01]), np.array([10.0, 0.02]))
     >>> kind, e["clicks"]["DIRECTION"], e["clicks"]["STRENGTH"], list(e)
     ('clicks_high', 'HIGH', 0.5, ['clicks', 'ctr'])
+    >>> explain(["clicks", "ctr"], np.array([3.0, 0.0]), np.array([1.0, 0.5]),
+    ...         np.array([90.0, 0.01]), np.array([10.0, 0.02]), np.array([False, True]))[0]
+    'ctr_low'
     """
     total = high + low
     strength = np.abs(high - low) / np.maximum(total, 1e-12)
     order = np.argsort(-total, kind="stable")
+    if keep is not None:
+        order = order[keep[order]]
+        if not len(order):
+            return "", {}
     explanation = {
         names[j]: {
             "DIRECTION": "HIGH" if high[j] >= low[j] else "LOW",
@@ -178,7 +211,7 @@ def explain(
         for j in order
     }
     top = names[order[0]]
-    kind = f"{top}_{explanation[top]['DIRECTION'].lower()}" if total.max() > 0 else ""
+    kind = f"{top}_{explanation[top]['DIRECTION'].lower()}" if total[order].max() > 0 else ""
     return kind, explanation
 
 
@@ -223,7 +256,12 @@ class WindowDetector(Stateful):
             Entity baselines always learn, with clipped updates, so a lasting change becomes
             the entity's new normal instead of an alert that never ends.
         min_relative_change: a window is flagged only if some feature differs from its expected
-            value by at least this fraction of it (0 = no suppression).
+            value by at least this fraction of it (0 = no suppression); with ``significance``,
+            some scored feature must do both: move this much and be significant.
+        significance: a feature moved *materially* when its tail p-value given the entity's
+            volume (:mod:`models.significance`) is at most this and it moved by
+            ``min_relative_change``; only windows with a material move are flagged, and their
+            explanations list only the material features (0 = off: every scored feature).
         columns: the features the shared scorer sees, in this order (``None``: every feature of
             the windows); the other features still feed the baselines.
         sequential: score, flag, explain and learn the windows of a batch one after the other
@@ -241,7 +279,7 @@ class WindowDetector(Stateful):
     (True, 'clicks_high')
     """
 
-    STATE_VERSION = 2
+    STATE_VERSION = 3
     CHECKS = (
         one_of("inputs", INPUTS),
         integer("warmup", 1),
@@ -249,6 +287,7 @@ class WindowDetector(Stateful):
         non_negative("gate_z"),
         integer("learn_per_batch", 0),
         non_negative("min_relative_change"),
+        in_range("significance", 0, 1),
         name_list("columns", optional=True),
         boolean("sequential"),
     )
@@ -270,6 +309,7 @@ class WindowDetector(Stateful):
         hold_off: int = 0,
         learn_flagged: bool = True,
         min_relative_change: float = 0.0,
+        significance: float = 0.0,
         columns: Sequence[str] | None = None,
         sequential: bool = False,
     ) -> None:
@@ -288,6 +328,7 @@ class WindowDetector(Stateful):
         self.hold_off = hold_off
         self.learn_flagged = learn_flagged
         self.min_relative_change = min_relative_change
+        self.significance = significance
         self.columns = columns
         self.sequential = sequential
         self.check_params()
@@ -296,6 +337,7 @@ class WindowDetector(Stateful):
         if "feature_names" in self.baseline_params:
             raise ValueError("baseline_params: feature_names come from the windows")
         self.holdoff_ = HoldOff(hold_off)
+        self.runs_ = Runs()
         self.scorer_ = make_scorer(scorer, self.scorer_params)
         self.threshold_ = AdaptiveThreshold(**self.threshold_params)
         EwmaBaseline(["_"], **self.baseline_params)  # validate now, not at the first batch
@@ -303,6 +345,7 @@ class WindowDetector(Stateful):
         self.feature_names_: tuple[str, ...] | None = None
         self.column_index_: np.ndarray | None = None
         self.baseline_: EwmaBaseline | None = None
+        self.dispersion_: Dispersion | None = None
 
     def fix_features(self, names: Sequence[str]) -> EwmaBaseline:
         """Fix the windows' features (at the first window, or from a snapshot); their baseline.
@@ -326,6 +369,14 @@ class WindowDetector(Stateful):
             self.column_index_ = np.array([names.index(c) for c in scored])
             self.scorer_.feature_names_ = scored
             self.baseline_ = EwmaBaseline(names, **self.baseline_params)
+            self.dispersion_ = Dispersion(significance_plan(names))
+            if self.significance > 0 and all(
+                self.dispersion_.plan[j] == UNTESTED for j in self.column_index_
+            ):
+                raise ValueError(
+                    f"significance needs a count or a proportion among the scored features "
+                    f"({', '.join(scored)}); set it to 0 for other features"
+                )
         return self.baseline_
 
     @property
@@ -352,27 +403,31 @@ class WindowDetector(Stateful):
         """
         baseline_parts: list[Any] = [None] * len(states)
         holdoff_parts: list[Any] = [None] * len(states)
+        runs_parts: list[Any] = [None] * len(states)
         for i, data in enumerate(states):
             if data is None:
                 continue
             unpacked = msgpack.unpackb(data)
             if not (isinstance(unpacked, list) and unpacked):
-                raise ValueError("entity state is not a [version, baseline, hold-off] list")
-            if unpacked[0] != ENTITY_STATE_VERSION or len(unpacked) != 3:
+                raise ValueError("entity state is not a [version, baseline, hold-off, runs] list")
+            if unpacked[0] != ENTITY_STATE_VERSION or len(unpacked) != 4:
                 raise ValueError(
                     f"entity state version {unpacked[0]} is not {ENTITY_STATE_VERSION}"
                 )
-            _, baseline_parts[i], holdoff_parts[i] = unpacked
+            _, baseline_parts[i], holdoff_parts[i], runs_parts[i] = unpacked
         return EntityStates(
-            self.baseline_.decode(baseline_parts), self.holdoff_.decode(holdoff_parts)
+            self.baseline_.decode(baseline_parts),
+            self.holdoff_.decode(holdoff_parts),
+            self.runs_.decode(runs_parts, len(self.feature_names_)),
         )
 
     def _encode_states(self, entities: EntityStates) -> list[bytes]:
         return [
-            msgpack.packb([ENTITY_STATE_VERSION, baseline, holdoff])
-            for baseline, holdoff in zip(
+            msgpack.packb([ENTITY_STATE_VERSION, baseline, holdoff, runs])
+            for baseline, holdoff, runs in zip(
                 self.baseline_.encode(entities.baseline),
                 self.holdoff_.encode(entities.holdoff),
+                self.runs_.encode(entities.runs),
                 strict=True,
             )
         ]
@@ -400,7 +455,21 @@ class WindowDetector(Stateful):
             level = np.clip(baseline.levels(transformed, past), -self.z_clip, self.z_clip)
             points = shrink(level, self.z_deadzone)
         expected = np.where((past.count > 0)[:, None], baseline.expected(past), raw)
-        return Windows(raw, transformed, history, z, points[:, self.column_index_], expected)
+        runs, run_p, run_on = history.runs, None, None
+        if self.significance > 0:
+            plan = np.asarray(self.dispersion_.plan)
+            proportion = plan >= 0  # runs count successes; counts follow the traffic's cycles
+            n = raw[:, np.maximum(plan, 0)]
+            runs, run_p, run_on = self.runs_.update(
+                np.where(proportion, raw * n, 0.0),
+                np.where(proportion, expected * n, 0.0),
+                self.dispersion_.factors(raw),
+                history.runs,
+            )
+        return Windows(
+            raw, transformed, history, z, points[:, self.column_index_], expected,
+            runs, run_p, run_on,
+        )
 
     def scorer_inputs(
         self, batch: Sequence[tuple[bytes | None, Mapping[str, float]]]
@@ -432,7 +501,13 @@ class WindowDetector(Stateful):
         model_ready = self.scorer_.readiness >= 1.0 and self.threshold_.confidence >= 1.0
         warmed = past.count >= self.warmup
         flagged = warmed & (scores > threshold) & model_ready
-        if self.min_relative_change > 0 and flagged.any():
+        material = p_values = None
+        if self.significance > 0:
+            run_due = (windows.run_on & (windows.run_p <= self.significance)).any(axis=1)
+            candidates = flagged | (run_due & warmed & model_ready)
+            material, p_values, sustained = self.material(windows, candidates)
+            flagged = (flagged | sustained) & material.any(axis=1)
+        elif self.min_relative_change > 0 and flagged.any():
             flagged &= changed_enough(windows.raw, windows.expected, self.min_relative_change)
         flagged &= self.holdoff_.allows(scores, windows.history.holdoff)
         grades = np.where(flagged, self.threshold_.grade(scores), 0.0)
@@ -441,15 +516,54 @@ class WindowDetector(Stateful):
             * self.scorer_.readiness
             * self.threshold_.confidence
         )
-        return Flags(threshold, flagged, grades, confidence)
+        return Flags(threshold, flagged, grades, confidence, material, p_values)
+
+    def material(
+        self, windows: Windows, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which scored features of the ``candidates`` rows moved materially.
+
+        Also per row: the smallest p-value among them (NaN for a row with none or not a
+        candidate), and whether a run over several windows is material (a sustained move).
+
+        A feature moved materially when the window, or the run it continues, is significant
+        and the window moved by ``min_relative_change``.
+
+        >>> det = WindowDetector(significance=1e-3, scorer_params={"num_trees": 5,
+        ...                      "sample_size": 8})
+        >>> w = det.windows([(None, {"clicks": 3.0})])
+        >>> det.material(w, np.array([True]))
+        (array([[False]]), array([nan]), array([False]))
+        """
+        rows = np.flatnonzero(candidates)
+        cols = self.column_index_
+        material = np.zeros((len(candidates), len(cols)), dtype=bool)
+        p_values = np.full(len(candidates), np.nan)
+        sustained = np.zeros(len(candidates), dtype=bool)
+        if not len(rows):
+            return material, p_values, sustained
+        raw, expected = windows.raw[rows], windows.expected[rows]
+        p_window = tail_pvalues(raw, expected, self.dispersion_.factors(raw), self.dispersion_.plan)
+        run_p = windows.run_p[rows]
+        p = np.minimum(p_window, run_p)[:, cols]
+        changed = moved(raw[:, cols], expected[:, cols], self.min_relative_change)
+        moves = (p <= self.significance) & changed
+        material[rows] = moves
+        sustained[rows] = (
+            (run_p[:, cols] <= self.significance) & windows.run_on[rows][:, cols] & changed
+        ).any(axis=1)
+        least = np.where(moves, np.maximum(p, np.finfo(float).tiny), np.inf).min(axis=1)
+        p_values[rows] = np.where(np.isfinite(least), least, np.nan)
+        return material, p_values, sustained
 
     def explanations(
-        self, windows: Windows, flagged: np.ndarray
+        self, windows: Windows, flagged: np.ndarray, material: np.ndarray | None = None
     ) -> dict[int, tuple[str, Explanation]]:
         """Step 4: kind and explanation of each flagged row, by row index.
 
         The scorer's attribution if it has one, else the deviations (or, for level and raw
-        inputs, the differences from the expected values); of the scored ``columns`` only.
+        inputs, the differences from the expected values); of the scored ``columns`` only, and
+        with ``material`` (:meth:`material`) only of the features that moved materially.
 
         >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
         >>> det.explanations(det.windows([(None, {"clicks": 3.0})]), np.array([False]))
@@ -470,7 +584,10 @@ class WindowDetector(Stateful):
             )
             high, low = np.maximum(deviation, 0.0), np.maximum(-deviation, 0.0)
         return {
-            int(i): explain(self.scored_names, high[k], low[k], raw[i], expected[i])
+            int(i): explain(
+                self.scored_names, high[k], low[k], raw[i], expected[i],
+                None if material is None else material[i],
+            )
             for k, i in enumerate(rows)
         }
 
@@ -478,7 +595,8 @@ class WindowDetector(Stateful):
         """Step 5: learn the batch; returns the entities' new state bytes.
 
         The shared scorer learns (a sample of) the windows it should, the threshold the scores
-        of warmed-up unflagged windows, every entity its baseline and hold-off.
+        and the dispersion the residuals of warmed-up unflagged windows, every entity its
+        baseline and hold-off.
 
         >>> det = WindowDetector(scorer_params={"num_trees": 5, "sample_size": 8})
         >>> w = det.windows([(None, {"clicks": 3.0})])
@@ -502,10 +620,13 @@ class WindowDetector(Stateful):
             self.scorer_.learn_rows(windows.points[feed])
         self.batches_ += 1
         self.threshold_.learn(scores[warmed & ~flagged & scorer_ready])
+        ordinary = warmed & ~flagged
+        self.dispersion_.learn(windows.raw[ordinary], windows.expected[ordinary])
         return self._encode_states(
             EntityStates(
                 baseline.update(windows.transformed, past),
                 self.holdoff_.update(flagged, scores, windows.history.holdoff),
+                windows.runs,
             )
         )
 
@@ -531,7 +652,7 @@ class WindowDetector(Stateful):
         windows = self.windows(batch)
         raw_scores, scores = self.score(windows)
         flags = self.flag(windows, scores)
-        explanations = self.explanations(windows, flags.flagged)
+        explanations = self.explanations(windows, flags.flagged, flags.material)
         new_states = self.learn(windows, scores, flags.flagged)
         out = []
         for i, state in enumerate(new_states):
@@ -545,17 +666,23 @@ class WindowDetector(Stateful):
                 confidence=float(flags.confidence[i]),
                 kind=kind,
                 explanation=explanation,
+                p_value=(
+                    float(flags.p_values[i])
+                    if flags.flagged[i] and flags.p_values is not None
+                    else None
+                ),
             )
             out.append((verdict, state))
         return out
 
     # -- the shared state ---------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
-        """Feature order, scorer, threshold and batch counter."""
+        """Feature order, scorer, threshold, dispersion and batch counter."""
         return {
             "feature_names_": list(self.feature_names_) if self.feature_names_ else None,
             "scorer_": self.scorer_.to_bytes(),
             "threshold_": self.threshold_.to_bytes(),
+            "dispersion_": self.dispersion_.to_bytes() if self.dispersion_ else None,
             "batches_": self.batches_,
         }
 
@@ -565,6 +692,7 @@ class WindowDetector(Stateful):
         self.batches_ = state["batches_"]
         if state["feature_names_"] is not None:
             self.fix_features(tuple(state["feature_names_"]))
+            self.dispersion_ = Dispersion.from_bytes(state["dispersion_"])
 
 
 def score_batches(

@@ -33,5 +33,8 @@ SHARE_DENOMINATORS: dict[str, str] = {
     "bot_share": "events",
 }
 SHARE_FEATURES: tuple[str, ...] = tuple(SHARE_DENOMINATORS)
+#: Shares that are not a proportion of independent trials: the busiest IP's share of the events
+#: is the largest of many shares, whose usual value depends on the volume.
+MAXIMUM_SHARES: tuple[str, ...] = ("top_ip_share",)
 #: Every other feature counts something.
 COUNT_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in SHARE_DENOMINATORS)

@@ -24,12 +24,16 @@ def series_detector(name: str, params: Mapping[str, Any] | None = None) -> Windo
     """The detector preset ``name`` (with ``params``) for one series' ``{"value": v}`` windows.
 
     A preset that names the features its scorer sees (``columns``, e.g. ``rcf-kda``'s click
-    shares) scores ``value`` instead, unless ``params`` names columns itself.
+    shares) scores ``value`` instead, unless ``params`` names columns itself. A series' value
+    counts nothing known, so the count-aware significance test (and the minimum effect that
+    goes with it) is off unless ``params`` sets it.
 
     >>> series_detector("rcf-kda").columns, series_detector("rcf-level").columns
     (['value'], None)
+    >>> series_detector("rcf-level").significance
+    0.0
     """
-    params = dict(params or {})
+    params = {"significance": 0.0, "min_relative_change": 0.0, **(params or {})}
     detector = make_detector(name, params)
     if detector.columns is None or "columns" in params:
         return detector

@@ -119,8 +119,11 @@ def build_record(
     verdict: Verdict,
     detector: str,
 ) -> dict[str, Any]:
-    """The anomaly record of one scored entity window (every window gets one)."""
-    return {
+    """The anomaly record of one scored entity window (every window gets one).
+
+    ``p_value`` is there for a flagged window of a detector with a significance test.
+    """
+    record = {
         "schema_version": SCHEMA_VERSION,
         "anomaly_id": f"{entity_type}/{entity_id}/{iso_utc(window_end_ms)}",
         "entity_type": entity_type,
@@ -140,6 +143,9 @@ def build_record(
         "features": dict(features),
         "explanation": verdict.explanation,
     }
+    if verdict.p_value is not None:
+        record["p_value"] = float(f"{verdict.p_value:.3g}")
+    return record
 
 
 def explanation_rows(explanation: Mapping[str, Mapping[str, Any]]) -> list[Row]:

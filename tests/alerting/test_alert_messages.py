@@ -162,3 +162,18 @@ def test_body_names_the_forest_that_decided_and_what_the_online_detector_said():
     # AND without a model the line is absent
     plain = alert_for(load("anomaly-clicks-high.json")).body
     assert "Decided by" not in plain
+
+
+def test_body_names_only_the_material_moves_and_their_significance():
+    # GIVEN the default detector's record of a broken ad (the job's output on seed 41): flagged on
+    # a run of windows without clicks, explained by the one feature that moved materially
+    record = load("anomaly-broken-ad-run.json")
+    assert list(record["explanation"]) == ["ctr"]
+
+    # WHEN its alert is built
+    body = alert_for(record).body.split("Anomaly record")[0]
+
+    # THEN the body gives the significance and lists ctr alone, no feature that did not move
+    assert "Significance: p = 1.2e-06 (chance of a move this large at this volume" in body
+    movements = [line for line in body.splitlines() if line.startswith("  - ")]
+    assert movements == ["  - ctr LOW: 0 vs expected 0.0238 (0.0x normal), strength 1.00"]

@@ -86,9 +86,9 @@ def test_a_bad_detector_param_fails_at_start_naming_its_key(properties, detector
 def test_detector_params_are_checked_against_the_chosen_detector(properties):
     """GIVEN KDA's forest parameters for a detector that is no forest
     THEN the configuration fails naming the key."""
-    path = properties({"scoring": {"detector": "hst-level",
+    path = properties({"scoring": {"detector": "ensemble-level",
                                    "detector_params": '{"numberOfTrees": 50}'}})
-    with pytest.raises(ConfigError, match=r"scoring\.detector_params: numberOfTrees: .*'hst'"):
+    with pytest.raises(ConfigError, match=r"scoring\.detector_params: numberOfTrees: .*'ensemble'"):
         load_config(path)
 
 

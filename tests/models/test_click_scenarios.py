@@ -53,3 +53,17 @@ def test_stays_quiet_on_drift_and_normal_traffic(flags, click_stream):
     assert not [f for f in false_flags if f[0] in click_stream.drifting]
     scored = sum(len(b) for b in click_stream.batches)
     assert len(false_flags) <= 0.002 * scored
+
+
+def test_default_explains_only_material_moves(click_stream):
+    # GIVEN the default's flags on the stream
+    flags = run_stream(make_detector(DEFAULT_DETECTOR), click_stream)
+    detector = make_detector(DEFAULT_DETECTOR)
+    assert flags
+    for _, _, _, verdict in flags:
+        # THEN each carries its significance and lists only features that moved materially
+        assert verdict.p_value is not None and verdict.p_value <= detector.significance
+        assert verdict.explanation
+        for part in verdict.explanation.values():
+            change = abs(part["value"] - part["expected"])
+            assert change > 0 and change >= detector.min_relative_change * abs(part["expected"])

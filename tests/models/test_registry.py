@@ -178,5 +178,5 @@ def test_detector_params_bad_key_or_value_is_named(settings, message):
 def test_detector_params_of_another_scorer_are_refused_by_name():
     """GIVEN KDA's forest parameters for a detector whose scorer is not a forest
     THEN the key is named with the scorer that refuses it."""
-    with pytest.raises(ValueError, match=r"numberOfTrees: .*scorer 'hst': unknown parameter"):
-        detector_params("hst-level", {"numberOfTrees": 50})
+    with pytest.raises(ValueError, match=r"numberOfTrees: .*scorer 'ensemble': unknown parameter"):
+        detector_params("ensemble-level", {"numberOfTrees": 50})

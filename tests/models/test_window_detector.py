@@ -153,13 +153,15 @@ def test_empty_batch():
 
 
 def test_entity_state_of_an_older_layout_is_rejected():
-    # GIVEN a warmed detector and an entity state in the layout before the hold-off moved out
+    # GIVEN a warmed detector and entity states in layouts before the hold-off moved out (3) and
+    # before the runs (4)
     det = _small()
     det.process([(None, {"value": 1.0})])
-    old = msgpack.packb([3, 1, 0, 0.0, b"\0" * 16])
-    # WHEN it is processed THEN the error names the version
-    with pytest.raises(ValueError, match="entity state version 3 is not 4"):
-        det.process([(old, {"value": 1.0})])
+    layouts = [[3, 1, 0, 0.0, b"\0" * 16], [4, [1, b"\0" * 16], None]]
+    for old in map(msgpack.packb, layouts):
+        # WHEN it is processed THEN the error names the version
+        with pytest.raises(ValueError, match=r"entity state version [34] is not 5"):
+            det.process([(old, {"value": 1.0})])
 
 
 def test_columns_choose_what_the_shared_scorer_sees():

@@ -1,0 +1,55 @@
+"""Runs: evidence that builds up over windows moving the same way, kept only while it matters."""
+
+import numpy as np
+import pytest
+
+from models.runs import Runs
+
+
+def _feed(runs, windows, expected=5.0):
+    state, out = runs.decode([None]), []
+    for observed in windows:
+        state, p, went_on = runs.update(
+            np.array([[observed]]), np.array([[expected]]), np.ones(1), state
+        )
+        out.append((float(p[0, 0]), bool(went_on[0, 0]), runs.encode(state)[0]))
+    return out
+
+
+def test_a_sustained_drop_builds_up_evidence():
+    # GIVEN clicks expected 5 a window WHEN none arrive three windows running
+    out = _feed(Runs(), [0.0, 0.0, 0.0])
+    # THEN each window alone is ordinary but the run is not
+    assert out[0][0] == pytest.approx(2 * np.exp(-5.0))  # two-sided
+    assert out[2][0] == pytest.approx(2 * np.exp(-15.0))
+    assert [went_on for _, went_on, _ in out] == [False, True, True]
+    assert out[2][2] == [[0, 0.0, 15.0]]
+
+
+def test_a_window_on_the_other_side_ends_the_run():
+    out = _feed(Runs(), [0.0, 0.0, 9.0])
+    assert out[2][1] is False
+    assert out[2][0] == pytest.approx(2 * 0.0681, abs=0.001)  # 2 P(X >= 9 | 5): this window alone
+
+
+def test_ordinary_windows_store_nothing():
+    # GIVEN ordinary noise around the expected value THEN no run is kept (empty state part)
+    out = _feed(Runs(keep_p=0.1), [4.0, 6.0, 5.0, 3.0, 7.0])
+    assert [part for _, _, part in out] == [None] * 5
+
+
+def test_state_round_trips_and_rejects_a_foreign_width():
+    runs = Runs()
+    state, _, _ = runs.update(np.array([[0.0, 3.0]]), np.array([[6.0, 3.0]]), np.ones(2),
+                              runs.decode([None], 2))
+    parts = runs.encode(state)
+    again = runs.decode(parts, 2)
+    assert np.array_equal(again.observed, state.observed)
+    assert np.array_equal(again.expected, state.expected)
+    with pytest.raises(ValueError, match="run of feature 0 in an entity state of 0 features"):
+        runs.decode(parts, 0)
+
+
+def test_keep_p_is_validated():
+    with pytest.raises(ValueError, match="keep_p"):
+        Runs(keep_p=0.0)
