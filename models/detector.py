@@ -2,8 +2,9 @@
 
 One :class:`WindowDetector` lives per shard of the job's keyed state and holds the *shared* model
 (for example one random cut forest for every entity of the shard). Each entity carries only a
-small state of its own — its :class:`~models.baseline.EwmaBaseline` and its
-:class:`~models.holdoff.HoldOff` parts in one versioned msgpack envelope — which the job keeps in
+small state of its own — its :class:`~models.baseline.EwmaBaseline`, its
+:class:`~models.holdoff.HoldOff` and its :class:`~models.runs.Runs` parts in one versioned
+msgpack envelope — which the job keeps in
 Flink keyed state and passes in and out as bytes (:func:`score_batches` does it for a stream).
 
 Per batch (windows of distinct entities sharing one ``window_end``) :meth:`WindowDetector.process`
@@ -21,12 +22,15 @@ runs these steps:
 3. compares the 0..1 score with an :class:`~models.threshold.AdaptiveThreshold`; a window is
    flagged only once its entity has ``warmup`` windows of history, the scorer and the threshold
    are warmed up, some feature moved by at least ``min_relative_change`` of its expected value,
-   and the hold-off allows it;
+   and the hold-off allows it; with ``significance``, the feature must also be unlikely by
+   chance at the entity's volume (:mod:`models.significance`), and a proportion off its usual
+   value over a run of windows (:mod:`models.runs`) flags the window whatever its score;
 4. explains flagged windows in KDA's ``ANOMALY_EXPLANATION`` shape (scorer attribution, or the
-   deviations themselves for scorers without attribution);
-5. learns the windows: every entity baseline (with clipped updates) and hold-off; the shared
-   scorer all of them, or only the unflagged ones with ``learn_flagged=False``; the threshold the
-   scores of unflagged, warmed-up windows.
+   deviations themselves for scorers without attribution; with ``significance``, of the
+   features that moved materially only);
+5. learns the windows: every entity baseline (with clipped updates), hold-off and runs; the
+   shared scorer all of them, or only the unflagged ones with ``learn_flagged=False``; the
+   threshold the scores, and the dispersion the residuals, of unflagged, warmed-up windows.
 
 With ``sequential=True`` the windows of a batch go through these steps one after the other, so
 each window is scored against a scorer that has learned every window before it — KDA's
@@ -55,7 +59,7 @@ from models.threshold import AdaptiveThreshold
 log = logging.getLogger(__name__)
 
 INPUTS = ("deviation", "level", "raw")
-#: Version of the per-entity state envelope ``[version, baseline part, hold-off part]``.
+#: Version of the per-entity state envelope ``[version, baseline, hold-off, runs parts]``.
 ENTITY_STATE_VERSION = 5
 
 Entity = TypeVar("Entity", bound=Hashable)
