@@ -150,6 +150,11 @@ SETTINGS: tuple[Setting, ...] = (
             " commits its Parquet files at each checkpoint: a longer interval, fewer and larger"
             " objects"),
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
+    Setting("job", "python_bundle_time_ms", _integer(1), "100",
+            "the Python operator's bundle is finished at least this often; PyFlink holds the"
+            " watermark until it is, so this bounds the delay before a window is scored"),
+    Setting("job", "python_bundle_size", _integer(1), "1000",
+            "elements in one Python bundle at most"),
     Setting("scoring", "detector", _choice(*DETECTOR_NAMES), DEFAULT_DETECTOR,
             "registry name of the detector (models/registry.py)"),
     Setting("scoring", "detector_params", _json_object, "{}",
