@@ -166,7 +166,7 @@ def _significance(payload: dict) -> list[str]:
     ([], [])
     """
     p = payload.get("p_value")
-    if not isinstance(p, int | float) or isinstance(p, bool):
+    if not _is_number(p):
         return []
     return [f"Significance: p = {p:.2g} (chance of a move this large at this volume, "
             "given its history)"]
@@ -192,7 +192,7 @@ def _decided_by(payload: dict) -> list[str]:
     online = model.get("online_is_anomaly")
     numbers = (probability, threshold)
     if not (isinstance(name, str) and isinstance(version, str) and isinstance(online, bool)
-            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)):
+            and all(map(_is_number, numbers))):
         return []
     said = "flagged it too" if online else "would not have flagged it"
     return [f"Decided by: forest {shown(name)}/{shown(version)}, probability {probability:.2f} "
@@ -298,6 +298,10 @@ def build_end_message(incident: Incident, dashboard_url: str) -> AlertMessage:
         body="\n".join(body),
         attributes=_attributes(incident.alerted_severity, incident, Action.ENDED),
     )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _kind_text(kind: str) -> str:

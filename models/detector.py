@@ -53,7 +53,7 @@ from models.baseline import BaselineBatch, EwmaBaseline
 from models.holdoff import HoldOff, HoldOffBatch
 from models.params import boolean, in_range, integer, name_list, non_negative, one_of, positive
 from models.runs import Runs, RunsBatch
-from models.significance import UNTESTED, Dispersion, significance_plan, tail_pvalues
+from models.significance import UNTESTED, Dispersion, significance_plan, tail_pvalues, trials
 from models.threshold import AdaptiveThreshold
 
 log = logging.getLogger(__name__)
@@ -158,16 +158,6 @@ def gate(scores: np.ndarray, deviations: np.ndarray, gate_z: float) -> np.ndarra
     if not gate_z > 0:
         return scores
     return scores * np.minimum(1.0, np.abs(deviations).max(axis=1) / gate_z)
-
-
-def changed_enough(raw: np.ndarray, expected: np.ndarray, min_relative_change: float) -> np.ndarray:
-    """Per row: some feature differs from its expected value by ``min_relative_change`` of it.
-
-    >>> changed_enough(np.array([[103.0], [110.0]]), np.array([[100.0], [100.0]]), 0.05)
-    array([False,  True])
-    """
-    change = np.abs(raw - expected) / np.maximum(np.abs(expected), 1e-9)
-    return change.max(axis=1) >= min_relative_change
 
 
 def moved(raw: np.ndarray, expected: np.ndarray, min_relative_change: float) -> np.ndarray:
@@ -461,9 +451,8 @@ class WindowDetector(Stateful):
         expected = np.where((past.count > 0)[:, None], baseline.expected(past), raw)
         runs, run_p, run_on = history.runs, None, None
         if self.significance > 0:
-            plan = np.asarray(self.dispersion_.plan)
-            proportion = plan >= 0  # runs count successes; counts follow the traffic's cycles
-            n = raw[:, np.maximum(plan, 0)]
+            proportion = np.asarray(self.dispersion_.plan) >= 0  # counts follow daily cycles
+            n = trials(raw, self.dispersion_.plan)
             runs, run_p, run_on = self.runs_.update(
                 np.where(proportion, raw * n, 0.0),
                 np.where(proportion, expected * n, 0.0),
@@ -512,7 +501,7 @@ class WindowDetector(Stateful):
             material, p_values, sustained = self.material(windows, candidates)
             flagged = (flagged | sustained) & material.any(axis=1)
         elif self.min_relative_change > 0 and flagged.any():
-            flagged &= changed_enough(windows.raw, windows.expected, self.min_relative_change)
+            flagged &= moved(windows.raw, windows.expected, self.min_relative_change).any(axis=1)
         flagged &= self.holdoff_.allows(scores, windows.history.holdoff)
         grades = np.where(flagged, self.threshold_.grade(scores), 0.0)
         confidence = (

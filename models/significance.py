@@ -102,9 +102,20 @@ def tail_pvalues(
     counts = count_tail(raw / phi, np.maximum(expected, 0.0) / phi)
     tail = np.where(plan == UNTESTED, 0.5, counts)
     if is_share.any():
-        n = raw[:, np.maximum(plan, 0)] / phi
+        n = trials(raw, plan) / phi
         tail = np.where(is_share, share_tail(raw * n, n, expected), tail)
     return two_sided(tail)
+
+
+def trials(raw: np.ndarray, plan: Sequence[int]) -> np.ndarray:
+    """Per window and feature, the count a proportion is a share of.
+
+    Other features get the first column: mask them with ``plan >= 0``.
+
+    >>> trials(np.array([[200.0, 0.03]]), [COUNT, 0])
+    array([[200., 200.]])
+    """
+    return raw[:, np.maximum(np.asarray(plan, dtype=int), 0)]
 
 
 def two_sided(tail: np.ndarray) -> np.ndarray:
@@ -196,7 +207,7 @@ class Dispersion(Stateful):
                [ 2. , 11. ]])
         """
         plan = np.asarray(self.plan, dtype=int)
-        n = raw[:, np.maximum(plan, 0)]
+        n = trials(raw, plan)
         shares = 1.0 + np.maximum(n - 1.0, 0.0) * np.maximum(self.sum_, 0.0)
         return np.where(plan >= 0, shares, np.maximum(self.sum_, 1.0))
 
@@ -206,7 +217,7 @@ class Dispersion(Stateful):
             return
         plan = np.asarray(self.plan, dtype=int)
         is_share = plan >= 0
-        n = raw[:, np.maximum(plan, 0)]
+        n = trials(raw, plan)
         p = np.clip(expected, 1e-9, 1.0 - 1e-9)
         mean = np.where(is_share, n * p, expected)
         var = np.where(is_share, n * p * (1.0 - p), expected)
@@ -216,10 +227,10 @@ class Dispersion(Stateful):
         residual = np.minimum((value - mean) ** 2 / np.where(usable, var, 1.0), RESIDUAL_CLIP)
         m = usable.sum(axis=0)
         excess = np.where(usable, residual - 1.0, 0.0).sum(axis=0)
-        trials = np.where(usable, n - 1.0, 0.0).sum(axis=0)
+        beyond_one = np.where(usable, n - 1.0, 0.0).sum(axis=0)
         batch_mean = np.where(
             is_share,
-            excess / np.maximum(trials, 1.0),
+            excess / np.maximum(beyond_one, 1.0),
             np.where(usable, residual, 0.0).sum(axis=0) / np.maximum(m, 1),
         )
         total = batch_mean * m
