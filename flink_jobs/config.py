@@ -179,8 +179,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("scoring", "entity_ttl_minutes", _integer(1), "1440",
             "an entity unseen this long (event time) is dropped from state"),
     Setting("scoring", "model_snapshot_windows", _integer(1), "30",
-            "the shared model is written to Flink state every this many windows per shard;"
-            " the batches in between are journalled"),
+            "the shared model is written to Flink state every this many windows per shard, or"
+            " sooner once the batches journalled since outweigh it"),
     Setting("simulator", "seed", _integer(0), "7", "embedded source: random seed"),
     Setting("simulator", "minutes", _number(0.1), "15", "embedded source: simulated minutes"),
     Setting("simulator", "events_per_second", _number(1), "300",

@@ -8,12 +8,16 @@ watermark passes the window: scoring is batched, never per event. The logic live
 
 Keyed state per shard, all versioned msgpack bytes (never pickled classes):
 
-* ``entities`` — every entity's state and when it was last seen, and the last window closed
-  (``ValueState``, written when a window closes);
+* ``entity`` — per entity its state, when it was last seen and since when the shard tracks it
+  (``MapState``, one entry per entity: a closed window writes the entities it scored and
+  removes those dropped, not the whole shard), and ``shard`` — the last window closed and the
+  shard count (``ValueState``). A shard saved in the earlier layout, all its entities in one
+  ``entities`` value, is read from there once and written out in this one;
 * ``pending`` — rows waiting for their window to close (``MapState``, one entry per row);
-* ``model`` — the shared detector, written every ``model_snapshot_windows`` windows, and
-  ``journal`` — every batch the detector processed since (``ListState``). A restored shard loads
-  the model and replays the journal, so its detector is exactly where the checkpoint left it.
+* ``model`` — the shared detector, written every ``model_snapshot_windows`` windows or sooner
+  once the batches since outweigh it, and ``journal`` — every batch the detector processed
+  since (``ListState``). A restored shard loads the model and replays the journal, so its
+  detector is exactly where the checkpoint left it.
 
 Nothing expires on processing time: entities idle for ``entity_ttl_minutes`` of event time are
 dropped as windows close.
@@ -47,6 +51,7 @@ from udfs.operator_metrics import ScoringMetrics, wall_clock_ms
 from udfs.scored_window import EVICTION_ROW_TYPE, MODEL_EVENT_ROW_TYPE, scored_row
 from udfs.shard import (
     Batch,
+    JournalBudget,
     ShardState,
     ShardWindows,
     WindowRow,
@@ -116,7 +121,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
         max_gap_windows: empty windows synthesised for an entity that went silent.
         entity_ttl_minutes: entities idle this long (event time) are dropped.
         model_snapshot_windows: the shared detector is written to state every this many windows
-            the shard closes; the batches in between are journalled.
+            the shard closes, or sooner once the batches journalled since outweigh it.
         max_entities: entities one shard keeps at most (the least recently seen beyond are
             dropped, each reported on the :data:`EVICTIONS` side output).
         latency_samples: also emit every record's window-to-anomaly latency on the
@@ -153,7 +158,13 @@ class ScoreEntityWindows(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Declare the keyed state and register the metrics (:mod:`udfs.operator_metrics`)."""
-        self.entities_state = runtime_context.get_state(ValueStateDescriptor("entities", BYTES))
+        self.shard_state = runtime_context.get_state(ValueStateDescriptor("shard", BYTES))
+        self.entity_state = runtime_context.get_map_state(
+            MapStateDescriptor("entity", Types.STRING(), BYTES)
+        )
+        self.single_value_state = runtime_context.get_state(
+            ValueStateDescriptor("entities", BYTES)
+        )
         self.pending_state = runtime_context.get_map_state(
             MapStateDescriptor("pending", Types.STRING(), BYTES)
         )
@@ -163,7 +174,8 @@ class ScoreEntityWindows(KeyedProcessFunction):
         # stays the source of truth: a restored task starts with empty maps and reads it.
         self.live_shards: dict[str, ShardState] = {}
         self.live_windows: dict[str, ShardWindows] = {}
-        self.journalled: dict[str, int] = {}
+        self.journal_budgets: dict[str, JournalBudget] = {}
+        self.timer_ends: dict[str, set[int]] = {}  # by shard: timers asked for, not yet fired
         self.evicted: list[Row] = []
         self.watermark_ms: int | None = None
         self.latency = WindowLatency()
@@ -181,11 +193,29 @@ class ScoreEntityWindows(KeyedProcessFunction):
     def _shard(self, key: str) -> ShardState:
         shard = self.live_shards.get(key)
         if shard is None:
-            shard = ShardState.restore(
-                self.entities_state.value(), self.pending_state.values(), self.shards
-            )
+            single_value = self.single_value_state.value()
+            if single_value is not None:  # the earlier layout: written out in this one now
+                shard = ShardState.restore_single_value(
+                    single_value, self.pending_state.values(), self.shards
+                )
+                self._write(shard)
+                self.single_value_state.clear()
+            else:
+                shard = ShardState.restore(
+                    self.shard_state.value(), self.entity_state.items(),
+                    self.pending_state.values(), self.shards,
+                )
             self.live_shards[key] = shard
         return shard
+
+    def _write(self, shard: ShardState) -> None:
+        """Write the shard's header and the entities changed or dropped since the last write."""
+        changed, removed = shard.entities.take_changes()
+        for entity_id, entry in changed.items():
+            self.entity_state.put(entity_id, entry)
+        for entity_id in removed:
+            self.entity_state.remove(entity_id)
+        self.shard_state.update(shard.header_to_bytes(self.shards))
 
     def _windows(self, key: str) -> ShardWindows:
         """The shard's window closer around its detector (restored from state, or new)."""
@@ -225,23 +255,28 @@ class ScoreEntityWindows(KeyedProcessFunction):
                     f" {detector.name!r} detector of other parameters than the configured ones;"
                     " keep the parameters or start without state"
                 )
-        replayed = 0
+        budget = JournalBudget(self.model_snapshot_windows, len(held) if held else None)
         for data in self.journal_state.get() or ():
             detector.process(batch_from_bytes(data))
-            replayed += 1
-        self.journalled[key] = replayed
+            budget.windows += 1
+            budget.journal_bytes += len(data)
+        self.journal_budgets[key] = budget
         return detector
 
     def _journal(self, key: str, batch: Batch) -> None:
-        """Journal a batch the detector processed, or snapshot the detector instead."""
-        journalled = self.journalled.get(key, 0) + 1
-        if journalled >= self.model_snapshot_windows:
-            self.model_state.update(self.live_windows[key].detector.to_bytes())
+        """Journal a batch the detector processed, or write the detector instead.
+
+        Which one, :class:`udfs.shard.JournalBudget` decides.
+        """
+        data = batch_to_bytes(batch)
+        budget = self.journal_budgets[key]
+        if budget.snapshot_due(len(data)):
+            snapshot = self.live_windows[key].detector.to_bytes()
+            self.model_state.update(snapshot)
             self.journal_state.clear()
-            journalled = 0
+            budget.snapshot_written(len(snapshot))
         else:
-            self.journal_state.add(batch_to_bytes(batch))
-        self.journalled[key] = journalled
+            self.journal_state.add(data)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> None:
         """Buffer the row under its window end and register the timers it may need."""
@@ -257,12 +292,18 @@ class ScoreEntityWindows(KeyedProcessFunction):
         self.pending_state.put(f"{end}/{row.entity_id}", pending_row_bytes(end, row))
         # The window's own timer, and one per end where this entity may get an empty window:
         # registered now, before the watermark passes them, they fire in event-time order.
+        # Flink keeps one timer per shard and time; asking once per end spares PyFlink encoding
+        # the same timer for every row of the window (after a restore it is asked again).
+        registered = self.timer_ends.setdefault(key, set())
         for timer_end in (end, *self._windows(key).synthesis_ends(end)):
-            ctx.timer_service().register_event_time_timer(timer_end - 1)
+            if timer_end not in registered:
+                registered.add(timer_end)
+                ctx.timer_service().register_event_time_timer(timer_end - 1)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
         """Close, in order, every window of this shard due by ``timestamp + 1``."""
         key = ctx.get_current_key()
+        self.timer_ends.get(key, set()).discard(timestamp + 1)
         shard, windows = self._shard(key), self._windows(key)
         pending = {end: [r.entity_id for r in rows] for end, rows in shard.pending.items()}
         watermark = ctx.timer_service().current_watermark()
@@ -271,6 +312,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
         if not final:
             self.watermark_ms = watermark
         records = windows.close_due(shard, timestamp + 1, final)
+        self._write(shard)
         if not records:
             return
         model_events: list[Row] = []
@@ -279,7 +321,6 @@ class ScoreEntityWindows(KeyedProcessFunction):
         for end in {r["window_end_ms"] for r in records}:
             for entity_id in pending.get(end, ()):
                 self.pending_state.remove(f"{end}/{entity_id}")
-        self.entities_state.update(shard.entities_to_bytes(self.shards))
         self.metrics.scored(records)
         for record in records:
             if record["is_anomaly"]:

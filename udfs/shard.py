@@ -15,7 +15,7 @@ runs the detector over the batch and builds one record per window.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +38,92 @@ def shard_key(entity_type: str, entity_id: str, shards: int) -> str:
 
 @dataclass
 class EntityEntry:
-    """What the job keeps per entity: the detector's entity state and when it was last seen."""
+    """What the job keeps per entity: its detector state, when last seen, since when tracked."""
 
     state: bytes | None
     last_seen_ms: int  # window_end of the entity's last real (non-synthetic) window
+    #: window_end at which the shard started tracking the entity (again): the shard's entities
+    #: are in ``(since_ms, entity_id)`` order, the order a restored shard rebuilds.
+    since_ms: int
+
+    def to_bytes(self) -> bytes:
+        """The entry as versioned msgpack (one ``MapState`` value).
+
+        >>> EntityEntry.from_bytes(EntityEntry(b"s", 20_000, 10_000).to_bytes())
+        EntityEntry(state=b's', last_seen_ms=20000, since_ms=10000)
+        """
+        return msgpack.packb([STATE_VERSION, self.state, self.last_seen_ms, self.since_ms])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EntityEntry:
+        """The entry of :meth:`to_bytes`."""
+        version, state, last_seen_ms, since_ms = msgpack.unpackb(data)
+        _check_version(version, "entity")
+        return cls(state, last_seen_ms, since_ms)
+
+
+class EntityMap(MutableMapping[str, EntityEntry]):
+    """A shard's entities by id, in the order they were added, noting what changed.
+
+    The operator writes only the entries changed since it last asked (:meth:`take_changes`),
+    so closing a window costs the entities in it, not all the shard holds.
+
+    >>> entities = EntityMap()
+    >>> entities["a"] = EntityEntry(None, 10_000, 10_000)
+    >>> entities["b"] = EntityEntry(None, 10_000, 10_000)
+    >>> del entities["a"]
+    >>> sorted(entities.take_changes()[0]), entities.take_changes()
+    (['b'], ({}, set()))
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, EntityEntry]] = ()) -> None:
+        self._entries: dict[str, EntityEntry] = dict(entries)
+        self._changed: set[str] = set()
+        self._removed: set[str] = set()
+
+    def __getitem__(self, entity_id: str) -> EntityEntry:
+        return self._entries[entity_id]
+
+    def __setitem__(self, entity_id: str, entry: EntityEntry) -> None:
+        self._entries[entity_id] = entry
+        self._changed.add(entity_id)
+        self._removed.discard(entity_id)
+
+    def __delitem__(self, entity_id: str) -> None:
+        del self._entries[entity_id]
+        self._removed.add(entity_id)
+        self._changed.discard(entity_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # The dict's own methods where a window close calls them per row or walks every entity.
+    def get(self, entity_id: str, default: EntityEntry | None = None) -> EntityEntry | None:
+        """The entry of ``entity_id``, or ``default``."""
+        return self._entries.get(entity_id, default)
+
+    def __contains__(self, entity_id: object) -> bool:
+        return entity_id in self._entries
+
+    def items(self):
+        """The entries' view, in the order they were added."""
+        return self._entries.items()
+
+    def values(self):
+        """The entries, in the order they were added."""
+        return self._entries.values()
+
+    def __repr__(self) -> str:
+        return repr(self._entries)
+
+    def take_changes(self) -> tuple[dict[str, bytes], set[str]]:
+        """``({entity_id: entry bytes}, removed ids)`` since the last call; then forget them."""
+        changed = {e: self._entries[e].to_bytes() for e in self._changed}
+        removed, self._changed, self._removed = self._removed, set(), set()
+        return changed, removed
 
 
 @dataclass(frozen=True)
@@ -57,6 +139,15 @@ class WindowRow:
 def _check_version(version: Any, what: str) -> None:
     if version != STATE_VERSION:
         raise ValueError(f"{what} state version {version!r} is not {STATE_VERSION}")
+
+
+def _check_shards(written: int, shards: int) -> None:
+    if written != shards:
+        raise ValueError(
+            f"scoring.shards_per_entity_type: the state was written with {written} shards per"
+            f" entity type, the job has {shards}; restore it with {written} or start without"
+            " state"
+        )
 
 
 def pending_row_bytes(window_end_ms: int, row: WindowRow) -> bytes:
@@ -95,6 +186,48 @@ def batch_from_bytes(data: bytes) -> Batch:
     return [(state, dict(zip(FEATURE_NAMES, values, strict=True))) for state, values in items]
 
 
+@dataclass
+class JournalBudget:
+    """When a shard writes its detector to state instead of journalling one more batch.
+
+    A restored shard loads the last written detector and replays the journal, so either way
+    it is exact; what differs is the bytes written. A snapshot is taken every ``max_windows``
+    batches, or sooner once the journal would outweigh the last snapshot: a shard of many
+    entities journals megabytes a window, more than its model.
+
+    >>> budget = JournalBudget(max_windows=30)
+    >>> budget.snapshot_due(400)  # nothing written yet
+    True
+    >>> budget.snapshot_written(1_000)
+    >>> [budget.snapshot_due(400) for _ in range(3)]
+    [False, False, True]
+    >>> budget.snapshot_written(1_200)
+    >>> budget.windows, budget.journal_bytes, budget.model_bytes
+    (0, 0, 1200)
+    """
+
+    max_windows: int
+    #: Size of the last snapshot (``None``: none written yet, so the next batch writes one).
+    model_bytes: int | None = None
+    windows: int = 0
+    journal_bytes: int = 0
+
+    def snapshot_due(self, batch_bytes: int) -> bool:
+        """Whether the next batch (``batch_bytes``) calls for a snapshot instead of a journal entry.
+
+        If not, it counts as journalled.
+        """
+        windows, journal = self.windows + 1, self.journal_bytes + batch_bytes
+        if self.model_bytes is None or windows >= self.max_windows or journal > self.model_bytes:
+            return True
+        self.windows, self.journal_bytes = windows, journal
+        return False
+
+    def snapshot_written(self, model_bytes: int) -> None:
+        """A snapshot of ``model_bytes`` was written and the journal cleared."""
+        self.windows, self.journal_bytes, self.model_bytes = 0, 0, model_bytes
+
+
 class ShardState:
     """What one shard keeps: its entities and the rows waiting for their window to close.
 
@@ -103,61 +236,96 @@ class ShardState:
     """
 
     def __init__(self) -> None:
-        self.entities: dict[str, EntityEntry] = {}
+        self.entities = EntityMap()
         self.pending: dict[int, list[WindowRow]] = {}
         self.closed_until_ms: int | None = None
 
-    def entities_to_bytes(self, shards: int) -> bytes:
-        """The entities and the last closed window end as versioned msgpack.
+    def header_to_bytes(self, shards: int) -> bytes:
+        """The last closed window end and ``shards`` as versioned msgpack.
 
-        ``shards`` (the job's shards per entity type) is kept with them: restored under another
+        ``shards`` (the job's shards per entity type) is kept with it: restored under another
         shard count, an entity would live in two shards.
         """
-        entities = [[e, entry.state, entry.last_seen_ms] for e, entry in self.entities.items()]
-        return msgpack.packb([STATE_VERSION, shards, self.closed_until_ms, entities])
+        return msgpack.packb([STATE_VERSION, shards, self.closed_until_ms])
 
     @classmethod
     def restore(
-        cls, entities: bytes | None, pending: Iterable[bytes], shards: int
+        cls,
+        header: bytes | None,
+        entities: Iterable[tuple[str, bytes]],
+        pending: Iterable[bytes],
+        shards: int,
     ) -> ShardState:
-        """A shard from :meth:`entities_to_bytes` and its pending rows (:func:`pending_row_bytes`).
+        """A shard from its header, its entities and its pending rows.
+
+        ``header`` is :meth:`header_to_bytes`; ``entities`` are ``(entity_id,``
+        :meth:`EntityEntry.to_bytes` ``)`` pairs in any order; ``pending`` are
+        :func:`pending_row_bytes`.
 
         >>> shard = ShardState()
-        >>> shard.entities["a"] = EntityEntry(b"s", 10_000)
+        >>> shard.entities["b"] = EntityEntry(b"s", 10_000, 10_000)
+        >>> shard.entities["a"] = EntityEntry(None, 20_000, 20_000)
         >>> row = WindowRow("a", 10_000, dict.fromkeys(FEATURE_NAMES, 1.0))
-        >>> copy = ShardState.restore(shard.entities_to_bytes(4), [pending_row_bytes(20_000, row)],
-        ...                           4)
-        >>> copy.entities, copy.pending[20_000] == [row]
-        ({'a': EntityEntry(state=b's', last_seen_ms=10000)}, True)
-        >>> ShardState.restore(shard.entities_to_bytes(4), [], 8)
+        >>> entries = sorted(shard.entities.take_changes()[0].items())
+        >>> copy = ShardState.restore(shard.header_to_bytes(4), entries,
+        ...                           [pending_row_bytes(20_000, row)], 4)
+        >>> list(copy.entities), copy.pending[20_000] == [row]
+        (['b', 'a'], True)
+        >>> ShardState.restore(shard.header_to_bytes(4), [], [], 8)
         Traceback (most recent call last):
         ...
         ValueError: scoring.shards_per_entity_type: the state was written with 4 shards per entity type, the job has 8; restore it with 4 or start without state
         """  # noqa: E501
         shard = cls()
-        if entities is not None:
-            version, written_shards, closed, items = msgpack.unpackb(entities)
+        if header is not None:
+            version, written_shards, closed = msgpack.unpackb(header)
             _check_version(version, "shard")
-            if written_shards != shards:
-                raise ValueError(
-                    f"scoring.shards_per_entity_type: the state was written with {written_shards}"
-                    f" shards per entity type, the job has {shards}; restore it with"
-                    f" {written_shards} or start without state"
-                )
+            _check_shards(written_shards, shards)
             shard.closed_until_ms = closed
-            shard.entities = {e: EntityEntry(state, seen) for e, state, seen in items}
+        entries = [(e, EntityEntry.from_bytes(data)) for e, data in entities]
+        entries.sort(key=lambda item: (item[1].since_ms, item[0]))
+        shard.entities = EntityMap(entries)
+        shard._add_pending(pending)
+        return shard
+
+    @classmethod
+    def restore_single_value(
+        cls, entities: bytes, pending: Iterable[bytes], shards: int
+    ) -> ShardState:
+        """A shard from the layout before one map entry per entity.
+
+        That layout kept all the entities and the last closed window end in one value
+        (``[version, shards, closed, [[id, state, last_seen], ...]]``). Every entity counts as
+        changed, so the operator writes them out in the new layout; their position stands in
+        for ``since_ms`` and keeps their order.
+
+        >>> old = msgpack.packb([STATE_VERSION, 4, 20_000, [["b", b"s", 10_000], ["a", None, 20_000]]])
+        >>> shard = ShardState.restore_single_value(old, [], 4)
+        >>> list(shard.entities), shard.closed_until_ms, sorted(shard.entities.take_changes()[0])
+        (['b', 'a'], 20000, ['a', 'b'])
+        """  # noqa: E501
+        version, written_shards, closed, items = msgpack.unpackb(entities)
+        _check_version(version, "shard")
+        _check_shards(written_shards, shards)
+        shard = cls()
+        shard.closed_until_ms = closed
+        for position, (entity_id, state, seen) in enumerate(items):
+            shard.entities[entity_id] = EntityEntry(state, seen, position)
+        shard._add_pending(pending)
+        return shard
+
+    def _add_pending(self, pending: Iterable[bytes]) -> None:
         for data in pending:
             end, row = pending_row_from_bytes(data)
-            shard.pending.setdefault(end, []).append(row)
-        for rows in shard.pending.values():
+            self.pending.setdefault(end, []).append(row)
+        for rows in self.pending.values():
             rows.sort(key=lambda r: r.entity_id)
-        return shard
 
     def expire(self, now_ms: int, ttl_ms: int) -> int:
         """Drop entities not seen for ``ttl_ms`` of event time; return how many.
 
         >>> shard = ShardState()
-        >>> shard.entities["a"] = EntityEntry(None, last_seen_ms=0)
+        >>> shard.entities["a"] = EntityEntry(None, last_seen_ms=0, since_ms=0)
         >>> shard.expire(now_ms=120_000, ttl_ms=60_000), shard.entities
         (1, {})
         """
@@ -173,7 +341,7 @@ class ShardState:
 
         >>> shard = ShardState()
         >>> for e, seen in (("c", 30), ("a", 10), ("b", 10)):
-        ...     shard.entities[e] = EntityEntry(None, seen)
+        ...     shard.entities[e] = EntityEntry(None, seen, seen)
         >>> shard.evict(1), list(shard.entities)
         ([('a', 10), ('b', 10)], ['c'])
         """
@@ -242,7 +410,7 @@ class ShardWindows:
         self,
         window_end_ms: int,
         rows: Sequence[WindowRow],
-        entities: dict[str, EntityEntry],
+        entities: MutableMapping[str, EntityEntry],
         final: bool,
     ) -> list[dict[str, Any]]:
         """Score ``rows`` (plus synthesised empty windows) and update ``entities`` in place.
@@ -266,7 +434,8 @@ class ShardWindows:
         out = []
         for row, entry, (verdict, state) in zip(rows, known, verdicts, strict=True):
             last_seen = entry.last_seen_ms if row.synthetic and entry else window_end_ms
-            entities[row.entity_id] = EntityEntry(state, last_seen)
+            since = entry.since_ms if entry else window_end_ms
+            entities[row.entity_id] = EntityEntry(state, last_seen, since)
             record = build_record(
                 self.entity_type, row.entity_id, row.window_start_ms, window_end_ms,
                 row.features, verdict, self.detector.name,

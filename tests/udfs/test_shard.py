@@ -1,5 +1,6 @@
 import json
 
+import msgpack
 import pytest
 
 from models.detector import WindowDetector
@@ -7,7 +8,9 @@ from models.features import FEATURE_NAMES
 from models.registry import make_detector
 from udfs.scored_window import SCORED_COLUMNS, scored_row
 from udfs.shard import (
+    STATE_VERSION,
     EntityEntry,
+    JournalBudget,
     ShardState,
     ShardWindows,
     WindowRow,
@@ -77,8 +80,8 @@ def test_records_follow_the_documented_schema(shard_windows):
 
 def test_idle_entities_expire_from_the_shard():
     shard = ShardState()
-    shard.entities["old"] = EntityEntry(None, T0)
-    shard.entities["new"] = EntityEntry(None, T0 + 50 * W)
+    shard.entities["old"] = EntityEntry(None, T0, T0)
+    shard.entities["new"] = EntityEntry(None, T0 + 50 * W, T0)
     assert shard.expire(T0 + 60 * W, ttl_ms=20 * W) == 1
     assert set(shard.entities) == {"new"}
 
@@ -134,10 +137,89 @@ def test_shard_state_round_trips_through_its_versioned_bytes(shard_windows):
     shard_windows.close_due(shard, T0 + W, final=False)
     shard.pending[T0 + 2 * W] = [WindowRow("page-b", T0 + W, features(7))]
     pending = [pending_row_bytes(T0 + 2 * W, row) for row in shard.pending[T0 + 2 * W]]
-    copy = ShardState.restore(shard.entities_to_bytes(4), pending, 4)
+    entries, _ = shard.entities.take_changes()
+    copy = ShardState.restore(shard.header_to_bytes(4), entries.items(), pending, 4)
     assert (copy.entities, copy.pending, copy.closed_until_ms) == (
         shard.entities, shard.pending, shard.closed_until_ms
     )
+
+
+class MapStateDouble:
+    """What the operator keeps in its ``entity`` map state: the changes written window by window."""
+
+    def __init__(self):
+        self.entries: dict[str, bytes] = {}
+
+    def write(self, shard: ShardState) -> tuple[int, int]:
+        changed, removed = shard.entities.take_changes()
+        self.entries.update(changed)
+        for entity_id in removed:
+            del self.entries[entity_id]
+        return len(changed), len(removed)
+
+    def items(self):  # a map state's iteration order is its own, not the shard's
+        return sorted(self.entries.items(), reverse=True)
+
+
+def varied_window(k: int) -> list[WindowRow]:
+    """Window k: entities come and go (some idle past the gap, some past the TTL, then back)."""
+    ids = [i for i in range(12) if (i + k) % 5 != 0 and not (i % 4 == 0 and 8 <= k < 14)]
+    return [WindowRow(f"page-{i:02}", T0 + k * W, features(30 + i + (k * i) % 7)) for i in ids]
+
+
+def test_a_shard_restored_from_its_changed_entries_scores_as_the_live_one():
+    # GIVEN a live shard whose entities come, go silent, expire and return, written to a map
+    # state only as they change, window by window
+    def windows():
+        return ShardWindows(make_detector("rcf-level"), "page", window_ms=W, max_gap_windows=3,
+                            entity_ttl_ms=5 * W)
+
+    live, state, shard, written = windows(), MapStateDouble(), ShardState(), []
+    for k in range(20):
+        shard.pending[T0 + (k + 1) * W] = varied_window(k)
+        live.close_due(shard, T0 + (k + 1) * W, final=False)
+        written.append(state.write(shard))
+    snapshot = live.detector.to_bytes()
+    # WHEN a shard is restored from the header and the map state (in the map's own order)
+    restored = ShardState.restore(shard.header_to_bytes(4), state.items(), [], 4)
+    twin = windows()
+    twin.detector = WindowDetector.from_bytes(snapshot)
+    # THEN each window wrote only the entities it scored or dropped, not the whole shard
+    assert all(changed + removed <= 12 for changed, removed in written)
+    assert sum(removed for _, removed in written) > 0
+    # AND the restored shard has the live one's entities in the live one's order
+    assert list(restored.entities) == list(shard.entities)
+    assert restored.entities == shard.entities
+    # AND both score the next windows, synthesised ones included, identically
+    scored = []
+    for k in range(20, 30):
+        for s in (shard, restored):
+            s.pending[T0 + (k + 1) * W] = varied_window(k)
+        expected = live.close_due(shard, T0 + (k + 1) * W, final=False)
+        assert twin.close_due(restored, T0 + (k + 1) * W, final=False) == expected
+        scored += expected
+    assert sum(r["synthetic"] for r in scored) >= 5
+
+
+def test_a_shard_in_the_single_value_layout_restores_with_its_order_and_is_written_out():
+    # GIVEN a shard saved before entities had map entries: one value with all of them
+    shard = ShardState()
+    for entity_id, seen in (("page-b", T0), ("page-a", T0 + W), ("page-c", T0 + W)):
+        shard.entities[entity_id] = EntityEntry(b"s-" + entity_id.encode(), seen, seen)
+    items = [[e, entry.state, entry.last_seen_ms] for e, entry in shard.entities.items()]
+    single_value = msgpack.packb([STATE_VERSION, 4, T0 + W, items])
+    # WHEN it is restored
+    restored = ShardState.restore_single_value(single_value, [], 4)
+    # THEN its entities keep their order and state, and all are to be written in the new layout
+    assert list(restored.entities) == ["page-b", "page-a", "page-c"]
+    assert {e: (x.state, x.last_seen_ms) for e, x in restored.entities.items()} == {
+        e: (x.state, x.last_seen_ms) for e, x in shard.entities.items()
+    }
+    changed, removed = restored.entities.take_changes()
+    assert set(changed) == {"page-a", "page-b", "page-c"} and removed == set()
+    again = ShardState.restore(restored.header_to_bytes(4), changed.items(), [], 4)
+    assert list(again.entities) == ["page-b", "page-a", "page-c"]
+    assert again.closed_until_ms == T0 + W
 
 
 def test_a_shard_keeps_its_entity_bound_and_reports_whom_it_dropped():
@@ -156,3 +238,39 @@ def test_a_shard_keeps_its_entity_bound_and_reports_whom_it_dropped():
     assert sorted(shard.entities) == ["new-1", "new-2", "new-3"]
     assert evicted == [("old-0", T0 + W, T0 + 5 * W), ("old-1", T0 + W, T0 + 5 * W),
                        ("new-0", T0 + 5 * W, T0 + 5 * W)]
+
+
+def journal_run(entities: int, windows: int) -> tuple[list[tuple[int, int | None]], int]:
+    """Windows closed by a shard of ``entities``, journalled under a budget of 30 windows:
+    after each window the journal's bytes and the last snapshot's; how many snapshots."""
+    budget = JournalBudget(max_windows=30)
+    sizes, snapshots = [], 0
+
+    def journal(batch):
+        nonlocal snapshots
+        if budget.snapshot_due(len(batch_to_bytes(batch))):
+            budget.snapshot_written(len(live.detector.to_bytes()))
+            snapshots += 1
+        sizes.append((budget.journal_bytes, budget.model_bytes))
+
+    live = ShardWindows(make_detector("rcf-level"), "page", window_ms=W, max_gap_windows=3,
+                        on_batch=journal)
+    shard = ShardState()
+    for k in range(windows):
+        shard.pending[T0 + (k + 1) * W] = [
+            WindowRow(f"page-{i:05}", T0 + k * W, features(20 + i % 9)) for i in range(entities)
+        ]
+        live.close_due(shard, T0 + (k + 1) * W, final=False)
+    return sizes, snapshots
+
+
+def test_a_shard_of_many_entities_writes_its_model_before_the_journal_outweighs_it():
+    # GIVEN shards of 8 and of 3,000 entities, 40 windows each
+    # WHEN their batches are journalled under the budget
+    few, few_snapshots = journal_run(8, 40)
+    many, many_snapshots = journal_run(3_000, 40)
+    # THEN the small shard writes its model at its first window and then every 30, as configured
+    assert few_snapshots == 2 and few[29][0] > 0 and few[30][0] == 0, few
+    # AND the large one every few windows, its journal never above its last model
+    assert many_snapshots >= 10, many
+    assert all(journal <= model for journal, model in many), many
