@@ -135,19 +135,23 @@ def local_tables(events_file: Path, outputs: LocalOutputs, archive_writers: int 
     )
 
 
-def create_environment(config: Config, local: bool):
+def create_environment(
+    config: Config, local: bool, cluster_options: Mapping[str, str] | None = None
+):
     """Build the table environment (on a stream environment) from the configuration.
 
     ``local`` adds the project's jar (``make jar``: the parser functions and the connectors)
     and pins the Python workers to this interpreter (the project's virtualenv); on Managed
-    Flink the application's jar and the runtime's own Python are used.
+    Flink the application's jar and the runtime's own Python are used. ``cluster_options``
+    configure the local minicluster (e.g. ``rest.port``, for a bench that reads its checkpoint
+    statistics).
     """
     from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
     job = config.group("job")
     if local:  # on Managed Flink the jar comes with the application (run option `jarfile`)
-        env = _local_environment_with_jar(jar_url())
+        env = _local_environment_with_jar(jar_url(), cluster_options or {})
     else:
         env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(job["parallelism"])
@@ -180,7 +184,7 @@ def create_environment(config: Config, local: bool):
     return t_env
 
 
-def _local_environment_with_jar(url: str):
+def _local_environment_with_jar(url: str, cluster_options: Mapping[str, str]):
     """A local stream environment whose user class loader sees the project's jar.
 
     The client compiles the job's generated code (which names the jar's functions) with the
@@ -195,6 +199,8 @@ def _local_environment_with_jar(url: str):
     conf = jvm.org.apache.flink.configuration.Configuration()
     conf.setString("execution.target", "local")
     conf.setString("execution.attached", "true")
+    for key, value in cluster_options.items():
+        conf.setString(key, value)
     loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
     j_env = jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(conf, loader)
     return StreamExecutionEnvironment(j_env)

@@ -200,6 +200,59 @@ class Application:
         return self.root / "lib" / "pyflink-dependencies.jar"
 
 
+class FlinkRest:
+    """The REST API of a Flink cluster (or a local minicluster with ``rest.port`` set)."""
+
+    def __init__(self, rest_url: str) -> None:
+        self._rest_url = rest_url
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST API."""
+        return self._rest_url
+
+    def rest(self, path: str, method: str = "GET", body: Mapping | None = None) -> Any:
+        """One REST call; the decoded JSON answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.rest_url + path, data=data, method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def job(self, job_id: str) -> dict:
+        """``/jobs/<id>``: state, vertices (with their tasks' states), timestamps."""
+        return self.rest(f"/jobs/{job_id}")
+
+    def state(self, job_id: str) -> str:
+        """The job's state (``RUNNING``, ``RESTARTING``, ``FINISHED`` …)."""
+        return self.job(job_id)["state"]
+
+    def checkpoints(self, job_id: str) -> dict:
+        """``/jobs/<id>/checkpoints``: counts, latest completed/restored, history."""
+        return self.rest(f"/jobs/{job_id}/checkpoints")
+
+    def user_metrics(self, job_id: str, group: str) -> dict[str, int]:
+        """The job's metrics of the user group ``group``: ``{name: value}``.
+
+        Each is summed over every subtask and every operator that registers it.
+        """
+        totals: dict[str, int] = {}
+        marker = f".{group}."
+        for vertex in self.job(job_id)["vertices"]:
+            path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+            ids = [m["id"] for m in self.rest(path) if marker in m["id"]]
+            if not ids:
+                continue
+            query = urllib.parse.urlencode({"get": ",".join(ids), "agg": "sum"})
+            for metric in self.rest(f"{path}?{query}"):
+                name = metric["id"].rsplit(marker, 1)[1]
+                totals[name] = totals.get(name, 0) + int(metric["sum"])
+        return totals
+
+
+
 @dataclass
 class _Process:
     """One JVM this cluster started: its name and child process."""
@@ -209,7 +262,7 @@ class _Process:
 
 
 @dataclass
-class FlinkCluster:
+class FlinkCluster(FlinkRest):
     """A standalone session cluster below ``root`` (``conf-*/``, ``log/``, ``checkpoints/``…).
 
     Args:
@@ -421,16 +474,6 @@ class FlinkCluster:
 
     # --- REST -------------------------------------------------------------------------------
 
-    def rest(self, path: str, method: str = "GET", body: Mapping | None = None) -> Any:
-        """One REST call; the decoded JSON answer."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.rest_url + path, data=data, method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"null")
-
     def _wait(self, what: str, ready, timeout_s: float, interval_s: float = 0.5) -> Any:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -459,40 +502,10 @@ class FlinkCluster:
             timeout_s,
         )
 
-    def job(self, job_id: str) -> dict:
-        """``/jobs/<id>``: state, vertices (with their tasks' states), timestamps."""
-        return self.rest(f"/jobs/{job_id}")
-
-    def state(self, job_id: str) -> str:
-        """The job's state (``RUNNING``, ``RESTARTING``, ``FINISHED`` …)."""
-        return self.job(job_id)["state"]
-
-    def checkpoints(self, job_id: str) -> dict:
-        """``/jobs/<id>/checkpoints``: counts, latest completed/restored, history."""
-        return self.rest(f"/jobs/{job_id}/checkpoints")
-
     def restarts(self, job_id: str) -> int:
         """How often the job restarted (its ``numRestarts`` metric)."""
         (metric,) = self.rest(f"/jobs/{job_id}/metrics?get=numRestarts")
         return int(metric["value"])
-
-    def user_metrics(self, job_id: str, group: str) -> dict[str, int]:
-        """The job's metrics of the user group ``group``: ``{name: value}``.
-
-        Each is summed over every subtask and every operator that registers it.
-        """
-        totals: dict[str, int] = {}
-        marker = f".{group}."
-        for vertex in self.job(job_id)["vertices"]:
-            path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
-            ids = [m["id"] for m in self.rest(path) if marker in m["id"]]
-            if not ids:
-                continue
-            query = urllib.parse.urlencode({"get": ",".join(ids), "agg": "sum"})
-            for metric in self.rest(f"{path}?{query}"):
-                name = metric["id"].rsplit(marker, 1)[1]
-                totals[name] = totals.get(name, 0) + int(metric["sum"])
-        return totals
 
     def exceptions(self, job_id: str) -> list[dict]:
         """The job's exception history (root causes of failures), newest first."""

@@ -50,7 +50,8 @@ class Throughput:
         return self.events / self.net_seconds
 
 
-def _execute(statements, events: int) -> Throughput:
+def execute(statements, events: int) -> Throughput:
+    """Run ``statements`` to the end; their throughput over ``events``."""
     started = time.monotonic()
     table_result = statements.execute()
     result = table_result.get_job_client().get_job_execution_result().result()
@@ -75,7 +76,7 @@ def sql_baseline(config: Config, source: Path, events: int) -> Throughput:
         f"FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '{WINDOW_SECONDS}' SECOND)) "
         "GROUP BY window_start, window_end, JSON_VALUE(payload, '$.page')"
     )
-    return _execute(statements, events)
+    return execute(statements, events)
 
 
 def stage_job(config: Config, source: Path, stage: Stage, events: int,
@@ -97,7 +98,7 @@ def stage_job(config: Config, source: Path, stage: Stage, events: int,
                 .option("path", str(sink_path.resolve())).format("json").build())
     statements = t_env.create_statement_set()
     statements.add_insert(sink, t_env.from_path(stage.view))
-    return _execute(statements, events)
+    return execute(statements, events)
 
 
 def full_job(config: Config, source: Path, out_root: Path, events: int) -> Throughput:
@@ -107,4 +108,4 @@ def full_job(config: Config, source: Path, out_root: Path, events: int) -> Throu
         t_env, config,
         local_tables(source, LocalOutputs(out_root), config.get("archive", "writers")),
     )
-    return _execute(statements, events)
+    return execute(statements, events)

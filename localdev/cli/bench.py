@@ -5,8 +5,10 @@ baseline), the stages of the job's own graph at parallelism 1 (:data:`STAGES`: s
 classify, + windows, + all SQL features, the full job), and the full job again at parallelism 2
 on the same events dealt into two files (a source that really splits), whose outputs must equal
 the parallelism-1 run's. The full job's window-to-anomaly latency comes from the job itself
-(:mod:`udfs.latency`). Then entity-window scorings/s of every detector in isolation. Prints a
-table; the last line is one JSON object with every number.
+(:mod:`udfs.latency`). Then entity-window scorings/s of every detector in isolation, and the
+full job over 1,000 to 1,000,000 distinct pages with checkpoints
+(:mod:`localdev.benchmarks.entity_scale`). Prints a table; the last line is one JSON object
+with every number.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from flink_jobs.config import Config, ConfigError, load_config
 from flink_jobs.job import LocalOutputs
 from localdev.benchmarks.detectors import measure_detectors
+from localdev.benchmarks.entity_scale import entity_events, entity_scale_job
 from localdev.benchmarks.pipeline import Throughput, full_job, sql_baseline, stage_job
 from localdev.benchmarks.stages import STAGES, differing_records, latency_summary, write_split
 from localdev.part_files import read_records
@@ -30,6 +33,8 @@ from models.registry import DETECTOR_NAMES
 
 #: Outputs the two parallelisms must agree on, record for record.
 COMPARED = ("scored_windows", "anomalies", "dead_letters")
+#: Checkpoint interval of the entity-scale runs.
+ENTITY_SCALE_CHECKPOINT_MS = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,15 +50,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"detectors to time in isolation (default: all: {DETECTOR_NAMES})")
     parser.add_argument("--entities", type=int, default=500,
                         help="entity windows per batch when timing detectors")
+    parser.add_argument("--entity-scale", type=int, nargs="*", default=[1_000, 100_000, 1_000_000],
+                        metavar="ENTITIES",
+                        help="distinct pages of each entity-scale run (default: 1,000, 100,000"
+                             " and 1,000,000; none: skip)")
+    parser.add_argument("--entity-scale-events", type=int, default=1_000_000,
+                        help="page views of each entity-scale run, over one simulated minute")
+    parser.add_argument("--entity-scale-only", action="store_true",
+                        help="run the entity-scale runs alone")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (input, splits, job outputs, latencies)")
 
 
-def _config(args: argparse.Namespace, parallelism: int, work: Path) -> Config:
+def _config(args: argparse.Namespace, parallelism: int, work: Path,
+            checkpoint_interval_ms: int = 0) -> Config:
     scoring = {"detector": args.detector} if args.detector else {}
     return load_config(groups={
-        "job": {"parallelism": str(parallelism), "checkpoint_interval_ms": "0",
-                "out_dir": str(work)},
+        "job": {"parallelism": str(parallelism),
+                "checkpoint_interval_ms": str(checkpoint_interval_ms),
+                "checkpoint_dir": str(work / "checkpoints"), "out_dir": str(work)},
         "scoring": scoring,
     })
 
@@ -81,11 +96,18 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     if scale < 2:
         print("--scale-parallelism must be at least 2")
         return 2
+    if any(n < 1 for n in args.entity_scale) or args.entity_scale_events < 1:
+        print("--entity-scale and --entity-scale-events must be positive")
+        return 2
     try:
         config, scaled_config = _config(args, 1, work), _config(args, scale, work)
+        scale_config = _config(args, 1, work, ENTITY_SCALE_CHECKPOINT_MS)
     except ConfigError as exc:
         print(f"configuration error: {exc}")
         return 2
+    if args.entity_scale_only:
+        print(json.dumps({"entity_scale": _entity_scale(args, scale_config, work)}))
+        return 0
     simulation = simulate(SimulationConfig(minutes=args.minutes,
                                            events_per_second=args.events_per_second))
     events_file, _ = write_simulation(simulation, work / "sim")
@@ -151,6 +173,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
               f"shared state {detectors[f'{name}.shared_state_bytes']:12,.0f} B")
     if f"{detector}.scorings_per_s" not in detectors:
         detectors.update(measure_detectors([detector], n_entities=args.entities))
+    entity_scale = _entity_scale(args, scale_config, work)
     print(json.dumps({
         "events": events,
         "parallelism": 1,
@@ -169,5 +192,41 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         "detector": detector,
         "scorings_per_s": round(detectors[f"{detector}.scorings_per_s"]),
         "detectors": {k: round(v, 1) for k, v in detectors.items()},
+        "entity_scale": entity_scale,
     }))
     return 0
+
+
+def _entity_scale(args: argparse.Namespace, config: Config, work: Path) -> dict[str, dict]:
+    """(e) The full job over ever more distinct pages, checkpointing; a table and its numbers."""
+    if not args.entity_scale:
+        return {}
+    events = args.entity_scale_events
+    bound = config.get("scoring", "max_entities")
+    print(f"(e) entity scale: {events:,} page views over one simulated minute, parallelism 1,"
+          f" checkpoints every {ENTITY_SCALE_CHECKPOINT_MS // 1000} s, scoring.max_entities"
+          f" {bound:,} …", flush=True)
+    runs: dict[str, dict] = {}
+    for entities in args.entity_scale:
+        source = work / f"entity-scale-{entities}"
+        source.mkdir()
+        with (source / "events.jsonl").open("w") as out:
+            out.writelines(line + "\n" for line in entity_events(entities, events, minutes=1))
+        out_root = work / f"entity-scale-{entities}-out"
+        run, checkpoints = entity_scale_job(config, source, out_root, events)
+        outputs = LocalOutputs(out_root)
+        scored = sum(1 for _ in read_records(outputs.scored_windows))
+        evicted = sum(1 for _ in read_records(outputs.entity_evictions))
+        summary = checkpoints.summary()
+        runs[str(entities)] = {"events_per_s": round(run.events_per_s),
+                               "scored_windows": scored, "evicted": evicted, **summary}
+        size = summary["checkpoint_bytes"]
+        print(f"    {entities:>9,} pages: {run.events_per_s:8,.0f} events/s, {scored:,} scored"
+              f" windows, {evicted:,} evicted; checkpoints {summary['checkpoints_completed']},"
+              f" largest {size / 1e6 if size else 0:,.1f} MB in {summary['checkpoint_ms']} ms"
+              f" (slowest {summary['max_checkpoint_ms']} ms); scoring state"
+              f" {summary['state_bytes_per_entity']} B per tracked entity"
+              f" ({summary['entities_tracked']} tracked)", flush=True)
+        shutil.rmtree(source)
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    return runs
