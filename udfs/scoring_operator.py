@@ -258,8 +258,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
         budget = JournalBudget(self.model_snapshot_windows, len(held) if held else None)
         for data in self.journal_state.get() or ():
             detector.process(batch_from_bytes(data))
-            budget.windows += 1
-            budget.journal_bytes += len(data)
+            budget.journalled(len(data))
         self.journal_budgets[key] = budget
         return detector
 

@@ -217,11 +217,17 @@ class JournalBudget:
 
         If not, it counts as journalled.
         """
-        windows, journal = self.windows + 1, self.journal_bytes + batch_bytes
-        if self.model_bytes is None or windows >= self.max_windows or journal > self.model_bytes:
+        if self.model_bytes is None or self.windows + 1 >= self.max_windows or (
+            self.journal_bytes + batch_bytes > self.model_bytes
+        ):
             return True
-        self.windows, self.journal_bytes = windows, journal
+        self.journalled(batch_bytes)
         return False
+
+    def journalled(self, batch_bytes: int) -> None:
+        """Count one batch of ``batch_bytes`` in the journal (also as a restore replays it)."""
+        self.windows += 1
+        self.journal_bytes += batch_bytes
 
     def snapshot_written(self, model_bytes: int) -> None:
         """A snapshot of ``model_bytes`` was written and the journal cleared."""

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flink_jobs.config import Config
-from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
-from localdev.benchmarks.pipeline import Throughput, execute
-from localdev.flink_cluster import FlinkRest, free_port
+from localdev.benchmarks.pipeline import Throughput, full_job
+from localdev.flink_cluster import HOST, FlinkRest, free_port
 from udfs.operator_metrics import METRIC_GROUP
 
 logger = logging.getLogger(__name__)
@@ -135,23 +133,14 @@ class CheckpointWatch(threading.Thread):
 
 def entity_scale_job(config: Config, source: Path, out_root: Path,
                      events: int) -> tuple[Throughput, CheckpointStats]:
-    """The full job on ``source`` with its REST API on a free port, watched while it runs."""
+    """The bench's full job on ``source``, its REST API on a free port, watched while it runs."""
     port = free_port()
-    t_env = create_environment(config, local=True,
-                               cluster_options={"rest.port": str(port),
-                                                "rest.bind-port": str(port),
-                                                "rest.address": "127.0.0.1",
-                                                "rest.bind-address": "127.0.0.1"})
-    statements = define_pipeline(
-        t_env, config,
-        local_tables(source, LocalOutputs(out_root), config.get("archive", "writers")),
-    )
-    watch = CheckpointWatch(FlinkRest(f"http://127.0.0.1:{port}"))
+    rest = {"rest.port": str(port), "rest.bind-port": str(port),
+            "rest.address": HOST, "rest.bind-address": HOST}
+    watch = CheckpointWatch(FlinkRest(f"http://{HOST}:{port}"))
     watch.start()
-    started = time.monotonic()
     try:
-        run = execute(statements, events)
+        run = full_job(config, source, out_root, events, cluster_options=rest)
     finally:
         stats = watch.stop()
-    logger.info("entity-scale job: %d events in %.1f s wall", events, time.monotonic() - started)
     return run, stats

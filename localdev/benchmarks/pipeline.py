@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +51,7 @@ class Throughput:
         return self.events / self.net_seconds
 
 
-def execute(statements, events: int) -> Throughput:
-    """Run ``statements`` to the end; their throughput over ``events``."""
+def _execute(statements, events: int) -> Throughput:
     started = time.monotonic()
     table_result = statements.execute()
     result = table_result.get_job_client().get_job_execution_result().result()
@@ -76,7 +76,7 @@ def sql_baseline(config: Config, source: Path, events: int) -> Throughput:
         f"FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '{WINDOW_SECONDS}' SECOND)) "
         "GROUP BY window_start, window_end, JSON_VALUE(payload, '$.page')"
     )
-    return execute(statements, events)
+    return _execute(statements, events)
 
 
 def stage_job(config: Config, source: Path, stage: Stage, events: int,
@@ -98,14 +98,18 @@ def stage_job(config: Config, source: Path, stage: Stage, events: int,
                 .option("path", str(sink_path.resolve())).format("json").build())
     statements = t_env.create_statement_set()
     statements.add_insert(sink, t_env.from_path(stage.view))
-    return execute(statements, events)
+    return _execute(statements, events)
 
 
-def full_job(config: Config, source: Path, out_root: Path, events: int) -> Throughput:
-    """The whole job with its local file sinks under ``out_root``."""
-    t_env = create_environment(config, local=True)
+def full_job(config: Config, source: Path, out_root: Path, events: int,
+             cluster_options: Mapping[str, str] | None = None) -> Throughput:
+    """The whole job with its local file sinks under ``out_root``.
+
+    ``cluster_options`` configure the local minicluster (e.g. its REST port).
+    """
+    t_env = create_environment(config, local=True, cluster_options=cluster_options)
     statements = define_pipeline(
         t_env, config,
         local_tables(source, LocalOutputs(out_root), config.get("archive", "writers")),
     )
-    return execute(statements, events)
+    return _execute(statements, events)
