@@ -149,6 +149,10 @@ SETTINGS: tuple[Setting, ...] = (
             "checkpoint interval (Managed Flink's default); 0 disables checkpoints. The archive"
             " commits its Parquet files at each checkpoint: a longer interval, fewer and larger"
             " objects"),
+    Setting("job", "unaligned_checkpoints", _flag, "false",
+            "checkpoint barriers overtake the rows queued between operators, so a checkpoint"
+            " under backpressure (a backlog, a replay) takes about as long as one without;"
+            " the rows in flight are stored in it"),
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
     Setting("job", "python_bundle_time_ms", _integer(1), "100",
             "the Python operator's bundle is finished at least this often; PyFlink holds the"

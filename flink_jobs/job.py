@@ -161,6 +161,8 @@ def create_environment(
     env.get_config().set_auto_watermark_interval(0)
     if job["checkpoint_interval_ms"]:
         env.enable_checkpointing(job["checkpoint_interval_ms"], CheckpointingMode.EXACTLY_ONCE)
+        if job["unaligned_checkpoints"]:
+            env.get_checkpoint_config().enable_unaligned_checkpoints()
     t_env = StreamTableEnvironment.create(env)
     table_config = t_env.get_config()
     table_config.set("table.local-time-zone", "UTC")

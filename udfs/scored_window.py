@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pyflink.common import Row, Types
@@ -100,8 +101,11 @@ _RECORD_COLUMNS = (
 )
 
 
+@lru_cache(maxsize=1024)
 def iso_utc(epoch_ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC with millisecond precision and a ``Z``.
+
+    Cached: every entity of a window shares its start and end.
 
     >>> iso_utc(0)
     '1970-01-01T00:00:00.000Z'

@@ -57,8 +57,13 @@ class CheckpointStats:
     """What the completed checkpoints of one job said."""
 
     completed: int = 0
-    #: Per completed checkpoint: id, bytes, end-to-end ms, the scoring operator's bytes and
-    #: the entities it tracked when the checkpoint was read.
+    #: Checkpoints that failed or were declined (e.g. while the Python workers start).
+    failed: int = 0
+    #: Polls the REST API answered with a running job.
+    polls: int = 0
+    #: Per completed checkpoint: id, bytes, end-to-end ms, the scoring operator's bytes, the
+    #: rows in flight it stored (unaligned checkpoints) and the entities the operator tracked
+    #: when the checkpoint was read.
     checkpoints: list[dict[str, int]] = field(default_factory=list)
 
     @property
@@ -72,9 +77,13 @@ class CheckpointStats:
         tracked = largest.get("entities_tracked")
         return {
             "checkpoints_completed": self.completed,
+            "checkpoints_failed": self.failed,
             "checkpoint_bytes": largest.get("bytes"),
             "checkpoint_ms": largest.get("duration_ms"),
             "max_checkpoint_ms": max((c["duration_ms"] for c in self.checkpoints), default=None),
+            "max_in_flight_bytes": max(
+                (c["in_flight_bytes"] for c in self.checkpoints), default=None
+            ),
             "scoring_state_bytes": largest.get("scoring_bytes"),
             "entities_tracked": tracked,
             "state_bytes_per_entity": (
@@ -112,23 +121,34 @@ class CheckpointWatch(threading.Thread):
             return seen
         job_id = running[0]["jid"]
         answer = self.rest.checkpoints(job_id)
-        latest = answer["latest"]["completed"]
-        if not latest or latest["id"] <= seen:
-            return seen
-        details = self.rest.rest(f"/jobs/{job_id}/checkpoints/details/{latest['id']}")
-        vertices = {v["id"]: v["name"] for v in self.rest.job(job_id)["vertices"]}
-        scoring = sum(
-            task["state_size"] for vertex_id, task in details["tasks"].items()
-            if SCORING_VERTEX in vertices.get(vertex_id, "")
-        )
-        tracked = self.rest.user_metrics(job_id, METRIC_GROUP).get("entitiesTracked", 0)
+        self.stats.polls += 1
         self.stats.completed = answer["counts"]["completed"]
-        self.stats.checkpoints.append({
-            "id": latest["id"], "bytes": latest["state_size"],
-            "duration_ms": latest["end_to_end_duration"], "scoring_bytes": scoring,
-            "entities_tracked": tracked,
-        })
-        return latest["id"]
+        self.stats.failed = answer["counts"]["failed"]
+        # The history (newest first) holds every recent checkpoint, so one completed between
+        # two polls is read too, not only the latest.
+        new = sorted(
+            (c for c in answer["history"] if c["status"] == "COMPLETED" and c["id"] > seen),
+            key=lambda c: c["id"],
+        )
+        if not new:
+            return seen
+        vertices = {v["id"]: v["name"] for v in self.rest.job(job_id)["vertices"]}
+        tracked = self.rest.user_metrics(job_id, METRIC_GROUP).get("entitiesTracked", 0)
+        for checkpoint in new:
+            details = self.rest.rest(f"/jobs/{job_id}/checkpoints/details/{checkpoint['id']}")
+            # An unaligned checkpoint also stores the rows in flight (``persisted_data``):
+            # the scoring operator's own state is what is left.
+            scoring = sum(
+                task["state_size"] - task["persisted_data"]
+                for vertex_id, task in details["tasks"].items()
+                if SCORING_VERTEX in vertices.get(vertex_id, "")
+            )
+            self.stats.checkpoints.append({
+                "id": checkpoint["id"], "bytes": checkpoint["state_size"],
+                "duration_ms": checkpoint["end_to_end_duration"], "scoring_bytes": scoring,
+                "in_flight_bytes": checkpoint["persisted_data"], "entities_tracked": tracked,
+            })
+        return new[-1]["id"]
 
 
 def entity_scale_job(config: Config, source: Path, out_root: Path,

@@ -35,6 +35,8 @@ from models.registry import DETECTOR_NAMES
 COMPARED = ("scored_windows", "anomalies", "dead_letters")
 #: Checkpoint interval of the entity-scale runs.
 ENTITY_SCALE_CHECKPOINT_MS = 10_000
+#: The entity-scale runs' checkpoint barriers: ``job.unaligned_checkpoints`` false / true.
+CHECKPOINT_MODES = ("aligned", "unaligned")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              " and 1,000,000; none: skip)")
     parser.add_argument("--entity-scale-events", type=int, default=1_000_000,
                         help="page views of each entity-scale run, over one simulated minute")
+    parser.add_argument("--entity-scale-checkpoints", nargs="+", choices=CHECKPOINT_MODES,
+                        default=list(CHECKPOINT_MODES),
+                        help="checkpoint barriers of the entity-scale runs, each count run once"
+                             " per mode one after the other (job.unaligned_checkpoints;"
+                             " default: both)")
     parser.add_argument("--entity-scale-only", action="store_true",
                         help="run the entity-scale runs alone")
     parser.add_argument("--keep", action="store_true",
@@ -63,11 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, parallelism: int, work: Path,
-            checkpoint_interval_ms: int = 0) -> Config:
+            checkpoint_interval_ms: int = 0, unaligned: bool = False) -> Config:
     scoring = {"detector": args.detector} if args.detector else {}
     return load_config(groups={
         "job": {"parallelism": str(parallelism),
                 "checkpoint_interval_ms": str(checkpoint_interval_ms),
+                "unaligned_checkpoints": str(unaligned).lower(),
                 "checkpoint_dir": str(work / "checkpoints"), "out_dir": str(work)},
         "scoring": scoring,
     })
@@ -101,12 +109,15 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         return 2
     try:
         config, scaled_config = _config(args, 1, work), _config(args, scale, work)
-        scale_config = _config(args, 1, work, ENTITY_SCALE_CHECKPOINT_MS)
+        scale_configs = {
+            mode: _config(args, 1, work, ENTITY_SCALE_CHECKPOINT_MS, mode == "unaligned")
+            for mode in dict.fromkeys(args.entity_scale_checkpoints)
+        }
     except ConfigError as exc:
         print(f"configuration error: {exc}")
         return 2
     if args.entity_scale_only:
-        print(json.dumps({"entity_scale": _entity_scale(args, scale_config, work)}))
+        print(json.dumps({"entity_scale": _entity_scale(args, scale_configs, work)}))
         return 0
     simulation = simulate(SimulationConfig(minutes=args.minutes,
                                            events_per_second=args.events_per_second))
@@ -173,7 +184,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
               f"shared state {detectors[f'{name}.shared_state_bytes']:12,.0f} B")
     if f"{detector}.scorings_per_s" not in detectors:
         detectors.update(measure_detectors([detector], n_entities=args.entities))
-    entity_scale = _entity_scale(args, scale_config, work)
+    entity_scale = _entity_scale(args, scale_configs, work)
     print(json.dumps({
         "events": events,
         "parallelism": 1,
@@ -197,36 +208,46 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     return 0
 
 
-def _entity_scale(args: argparse.Namespace, config: Config, work: Path) -> dict[str, dict]:
-    """(e) The full job over ever more distinct pages, checkpointing; a table and its numbers."""
+def _entity_scale(args: argparse.Namespace, configs: dict[str, Config],
+                  work: Path) -> dict[str, dict[str, dict]]:
+    """(e) The full job over ever more distinct pages, checkpointing; a table and its numbers.
+
+    Each count runs once per checkpoint mode in ``configs``, one after the other on the same
+    input; the numbers are keyed by mode, then by count.
+    """
     if not args.entity_scale:
         return {}
     events = args.entity_scale_events
-    bound = config.get("scoring", "max_entities")
+    bound = next(iter(configs.values())).get("scoring", "max_entities")
     print(f"(e) entity scale: {events:,} page views over one simulated minute, parallelism 1,"
           f" checkpoints every {ENTITY_SCALE_CHECKPOINT_MS // 1000} s, scoring.max_entities"
           f" {bound:,} …", flush=True)
-    runs: dict[str, dict] = {}
+    runs: dict[str, dict[str, dict]] = {mode: {} for mode in configs}
     for entities in args.entity_scale:
         source = work / f"entity-scale-{entities}"
         source.mkdir()
         with (source / "events.jsonl").open("w") as out:
             out.writelines(line + "\n" for line in entity_events(entities, events, minutes=1))
-        out_root = work / f"entity-scale-{entities}-out"
-        run, checkpoints = entity_scale_job(config, source, out_root, events)
-        outputs = LocalOutputs(out_root)
-        scored = sum(1 for _ in read_records(outputs.scored_windows))
-        evicted = sum(1 for _ in read_records(outputs.entity_evictions))
-        summary = checkpoints.summary()
-        runs[str(entities)] = {"events_per_s": round(run.events_per_s),
-                               "scored_windows": scored, "evicted": evicted, **summary}
-        size = summary["checkpoint_bytes"]
-        print(f"    {entities:>9,} pages: {run.events_per_s:8,.0f} events/s, {scored:,} scored"
-              f" windows, {evicted:,} evicted; checkpoints {summary['checkpoints_completed']},"
-              f" largest {size / 1e6 if size else 0:,.1f} MB in {summary['checkpoint_ms']} ms"
-              f" (slowest {summary['max_checkpoint_ms']} ms); scoring state"
-              f" {summary['state_bytes_per_entity']} B per tracked entity"
-              f" ({summary['entities_tracked']} tracked)", flush=True)
+        for mode, config in configs.items():
+            out_root = work / f"entity-scale-{entities}-{mode}-out"
+            run, checkpoints = entity_scale_job(config, source, out_root, events)
+            outputs = LocalOutputs(out_root)
+            scored = sum(1 for _ in read_records(outputs.scored_windows))
+            evicted = sum(1 for _ in read_records(outputs.entity_evictions))
+            summary = checkpoints.summary()
+            runs[mode][str(entities)] = {"events_per_s": round(run.events_per_s),
+                                         "scored_windows": scored, "evicted": evicted, **summary}
+            size = summary["checkpoint_bytes"]
+            print(f"    {entities:>9,} pages, {mode:>9}: {run.events_per_s:8,.0f} events/s,"
+                  f" {scored:,} scored windows, {evicted:,} evicted; checkpoints"
+                  f" {summary['checkpoints_completed']} ({summary['checkpoints_failed']} failed),"
+                  f" largest {size / 1e6 if size else 0:,.1f} MB in {summary['checkpoint_ms']} ms"
+                  f" (slowest {summary['max_checkpoint_ms']} ms, in flight at most"
+                  f" {(summary['max_in_flight_bytes'] or 0) / 1e6:,.1f} MB); scoring state"
+                  f" {summary['state_bytes_per_entity']} B per tracked entity"
+                  f" ({summary['entities_tracked']} tracked)", flush=True)
+            if not args.keep:
+                shutil.rmtree(out_root)
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
         shutil.rmtree(source)
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)
     return runs
