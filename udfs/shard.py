@@ -14,6 +14,7 @@ runs the detector over the batch and builds one record per window.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -151,21 +152,39 @@ def _check_shards(written: int, shards: int) -> None:
 
 
 def pending_row_bytes(window_end_ms: int, row: WindowRow) -> bytes:
-    """One row waiting for its window to close, as versioned msgpack."""
-    values = [float(row.features[name]) for name in FEATURE_NAMES]
+    """One row waiting for its window to close, as versioned msgpack.
+
+    A whole-number feature (a count, most of them) is packed as an integer, in 1 to 5 bytes
+    instead of a double's 9; it reads back as the same float.
+    """
+    values = [_compact(float(row.features[name])) for name in FEATURE_NAMES]
     return msgpack.packb([STATE_VERSION, window_end_ms, row.entity_id, row.window_start_ms, values])
 
 
 def pending_row_from_bytes(data: bytes) -> tuple[int, WindowRow]:
     """``(window_end_ms, row)`` from :func:`pending_row_bytes`.
 
-    >>> row = WindowRow("a", 0, dict.fromkeys(FEATURE_NAMES, 2.0))
-    >>> pending_row_from_bytes(pending_row_bytes(10_000, row)) == (10_000, row)
-    True
+    >>> features = dict.fromkeys(FEATURE_NAMES, 2.0) | {FEATURE_NAMES[0]: 0.25}
+    >>> row = WindowRow("a", 0, features)
+    >>> end, back = pending_row_from_bytes(pending_row_bytes(10_000, row))
+    >>> (end, back) == (10_000, row), {type(v) for v in back.features.values()}
+    (True, {<class 'float'>})
     """
     version, end, entity_id, start, values = msgpack.unpackb(data)
     _check_version(version, "pending row")
-    return end, WindowRow(entity_id, start, dict(zip(FEATURE_NAMES, values, strict=True)))
+    features = dict(zip(FEATURE_NAMES, map(float, values), strict=True))
+    return end, WindowRow(entity_id, start, features)
+
+
+def _compact(value: float) -> float | int:
+    """``value`` as an int when that reads back as exactly the same float (not -0.0).
+
+    >>> _compact(3.0), _compact(0.5), _compact(-0.0), _compact(float("inf")), _compact(2.0**60)
+    (3, 0.5, -0.0, inf, 1.152921504606847e+18)
+    """
+    if value.is_integer() and abs(value) < 2**53 and (value or math.copysign(1.0, value) > 0):
+        return int(value)
+    return value
 
 
 def batch_to_bytes(batch: Batch) -> bytes:
