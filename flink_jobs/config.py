@@ -151,8 +151,8 @@ SETTINGS: tuple[Setting, ...] = (
             " objects"),
     Setting("job", "unaligned_checkpoints", _flag, "false",
             "checkpoint barriers overtake the rows queued between operators, so a checkpoint"
-            " under backpressure (a backlog, a replay) takes about as long as one without;"
-            " the rows in flight are stored in it"),
+            " under backpressure (a backlog, a replay) does not wait for them; the rows in"
+            " flight are stored in it"),
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
     Setting("job", "python_bundle_time_ms", _integer(1), "100",
             "the Python operator's bundle is finished at least this often; PyFlink holds the"

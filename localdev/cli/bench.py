@@ -6,7 +6,7 @@ classify, + windows, + all SQL features, the full job), and the full job again a
 on the same events dealt into two files (a source that really splits), whose outputs must equal
 the parallelism-1 run's. The full job's window-to-anomaly latency comes from the job itself
 (:mod:`udfs.latency`). Then entity-window scorings/s of every detector in isolation, and the
-full job over 1,000 to 1,000,000 distinct pages with checkpoints
+full job over 1,000 to 1,000,000 distinct pages with aligned and with unaligned checkpoints
 (:mod:`localdev.benchmarks.entity_scale`). Prints a table; the last line is one JSON object
 with every number.
 """
