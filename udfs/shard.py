@@ -154,8 +154,8 @@ def _check_shards(written: int, shards: int) -> None:
 def pending_row_bytes(window_end_ms: int, row: WindowRow) -> bytes:
     """One row waiting for its window to close, as versioned msgpack.
 
-    A whole-number feature (a count, most of them) is packed as an integer, in 1 to 5 bytes
-    instead of a double's 9; it reads back as the same float.
+    A whole-number feature (a count, most of them) is packed as an integer — one byte below
+    128, a double takes nine — and reads back as the same float.
     """
     values = [_compact(float(row.features[name])) for name in FEATURE_NAMES]
     return msgpack.packb([STATE_VERSION, window_end_ms, row.entity_id, row.window_start_ms, values])
