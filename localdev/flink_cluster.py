@@ -252,7 +252,6 @@ class FlinkRest:
         return totals
 
 
-
 @dataclass
 class _Process:
     """One JVM this cluster started: its name and child process."""
