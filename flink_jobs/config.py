@@ -194,6 +194,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("simulator", "late_fraction", _number(0), "0.002",
             "embedded source: share of late events"),
     Setting("simulator", "anomalies", _flag, "true", "embedded source: inject anomalies"),
+    Setting("simulator", "benign", _flag, "true",
+            "embedded source: inject the benign events (a page appearing, pages retiring, a"
+            " campaign launch, a site-wide spike)"),
     # job.source = kinesis (validated by flink_jobs.kinesis_tables.settings_from)
     Setting("kinesis", "clicks_stream_arn", _optional_text, "", "ARN of the clicks stream"),
     Setting("kinesis", "anomalies_stream_arn", _optional_text, "",

@@ -5,8 +5,8 @@ counted in its page window or dead-lettered with a reason.
 
 A labelled anomaly is *detected* when at least one flagged window of one of its entities
 overlaps its time span (:func:`localdev.truth.overlaps`). Flagged windows that match no labelled
-anomaly are false alerts; flagged windows of the drift control's entities are control alerts
-(also false alerts).
+anomaly are false alerts; flagged windows of the drift control's entities are control alerts,
+and those a benign event covers benign alerts (both also false alerts).
 
 >>> truth = {"anomalies": [{"kind": "k", "entities": [{"entity_type": "ad", "entity_id": "a"}],
 ...          "start_ms": 0, "end_ms": 20000, "expect_alert": True}]}
@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from localdev.truth import expected_alerts, label_entities, overlaps
+from localdev.truth import benign_events, covers, expected_alerts, label_entities, overlaps
 
 
 def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, Any]) -> dict:
@@ -31,10 +31,14 @@ def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, 
 
     Per kind: ``detected``, ``flagged_windows``, ``labelled_windows`` (the kind's entity
     windows in its span), ``recall`` (their flagged share) and ``first_alert_delay_s``.
+    ``benign_alerts``: per benign event (:func:`localdev.truth.benign_events`), the false alerts
+    it covers (:func:`localdev.truth.covers`); they count in ``false_alerts`` too.
     """
     windows = list(windows)
     expected = expected_alerts(truth)
-    controls = [a for a in truth.get("anomalies", []) if not a["expect_alert"]]
+    controls = [
+        a for a in truth.get("anomalies", []) if not a["expect_alert"] and not a.get("benign")
+    ]
     flagged = [w for w in windows if w["is_anomaly"]]
 
     def key(w: Mapping[str, Any]) -> tuple[str, str]:
@@ -64,6 +68,10 @@ def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, 
         "labelled_detected": sum(k["detected"] for k in by_kind.values()),
         "false_alerts": len(false_flags),
         "control_alerts": sum(1 for w in flagged if key(w) in control_entities),
+        "benign_alerts": {
+            b["kind"]: sum(covers(b, key(w), w["window_end_ms"]) for w in false_flags)
+            for b in benign_events(truth)
+        },
         "alert_precision": round(len(matched) / len(flagged), 3) if flagged else None,
         "by_kind": by_kind,
     }

@@ -1,9 +1,13 @@
 """Seeded click-stream simulator with labelled anomalies and malformed input.
 
 The simulator writes what a real site would put on the clicks stream: page views, ad
-impressions, clicks, add-to-carts and purchases from users with sessions and IPs, with skewed
-popularity and a traffic cycle. On top of that it injects labelled anomalies (the ground truth
-the job is graded against), a slow drift that must *not* alert, malformed lines and late events.
+impressions, clicks, add-to-carts and purchases from users with sessions and IPs, with
+heavy-tailed (Zipf) popularity, a daily cycle with quieter weekends and a shorter traffic cycle.
+On top of that it injects labelled anomalies (the ground truth the job is graded against), and
+events a detector must *not* alert on, labelled ``expect_alert: false``: a slow drift (the
+control) and the *benign* events of a live site (``benign: true``) — a page appearing, pages
+retiring, a campaign launch and a site-wide traffic spike (:data:`BENIGN_KINDS`). Then it
+adds malformed lines and late events.
 
 Everything is derived from ``SimulationConfig.seed``: the same config gives the same lines.
 
@@ -42,24 +46,38 @@ REFERRERS = ("https://www.google.com/", "https://news.example/", "", "https://so
 #: Time after which simulated anomalies may start: the models need clean history first.
 WARMUP_FRACTION = 0.3
 MS = 1000
+#: The benign events: real changes of a live site that must not page anyone. A site-wide spike
+#: is labelled with the pseudo-entity ``site`` (:data:`SITE`): it covers every entity.
+BENIGN_KINDS = ("entity_appears", "entity_retires", "campaign_launch", "site_spike")
+SITE = ("site", "all")
+#: The site-wide spike: organic traffic this many times its usual rate, for this long.
+SPIKE_FACTOR, SPIKE_MS = 2.5, 90 * MS
+#: Share of impressions a launched campaign's ads take from the others, and how many ads it has.
+LAUNCH_SHARE, LAUNCH_ADS = 0.2, 4
+#: A retiring page's traffic falls linearly to nothing over this long.
+RETIRE_MS = 120 * MS
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate. Defaults: a 15-minute stream of ~270k events.
+    """What to simulate. Defaults: a 15-minute stream of ~320k events from Monday 00:00 UTC.
 
     Attributes:
         seed: seed of every random choice.
         start: event time of the first event (timezone-aware).
         minutes: simulated duration.
-        events_per_second: mean event rate over the traffic cycle.
+        events_per_second: mean event rate over a weekday.
         pages, campaigns, ads, users: population sizes (popularity is Zipf-skewed).
-        cycle_minutes: period of the traffic cycle (±30 % around the mean rate).
+        cycle_minutes: period of the short traffic cycle (±30 %).
+        daily_amplitude: the daily cycle, ± this share of the mean (peak 18:00 UTC, low 06:00:
+            at midnight UTC, where the default run starts, traffic is at its mean and falling).
+        weekend_factor: traffic on Saturdays and Sundays relative to weekdays.
         malformed_fraction: share of lines that are malformed (bad JSON, missing or mistyped
             fields, unknown action, far-future timestamps).
         late_fraction: share of events delivered 60–120 s after their event time.
         max_jitter_ms: in-bound out-of-orderness of ordinary events.
         anomalies: inject the labelled anomalies and the drift control.
+        benign: inject the benign events (:data:`BENIGN_KINDS`).
     """
 
     seed: int = 7
@@ -71,10 +89,13 @@ class SimulationConfig:
     ads: int = 80
     users: int = 4000
     cycle_minutes: float = 10.0
+    daily_amplitude: float = 0.5
+    weekend_factor: float = 0.75
     malformed_fraction: float = 0.004
     late_fraction: float = 0.002
     max_jitter_ms: int = 2000
     anomalies: bool = True
+    benign: bool = True
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -88,6 +109,10 @@ class SimulationConfig:
         for name in ("malformed_fraction", "late_fraction"):
             if not 0 <= getattr(self, name) < 0.5:
                 raise ValueError(f"{name} must be in [0, 0.5)")
+        if not 0 <= self.daily_amplitude < 1:
+            raise ValueError("daily_amplitude must be in [0, 1)")
+        if self.weekend_factor <= 0:
+            raise ValueError("weekend_factor must be > 0")
 
     @property
     def start_ms(self) -> int:
@@ -115,6 +140,7 @@ class _Anomaly:
     start_ms: int
     end_ms: int
     expect_alert: bool = True
+    benign: bool = False
 
     def active(self, t_ms: int) -> bool:
         return self.start_ms <= t_ms < self.end_ms
@@ -126,6 +152,7 @@ class _Anomaly:
             "start_ms": self.start_ms,
             "end_ms": self.end_ms,
             "expect_alert": self.expect_alert,
+            "benign": self.benign,
         }
 
 
@@ -150,10 +177,63 @@ class _World:
             for k in (rng.randrange(n_ips) for _ in range(cfg.users))
         ]
         self.user_agent = [rng.choice(BROWSER_AGENTS) for _ in range(cfg.users)]
+        self.launch_ads: list[str] = []
         self.anomalies: list[_Anomaly] = _schedule(cfg, self) if cfg.anomalies else []
+        if cfg.benign:  # its own random stream: the population above stays what it was
+            self.anomalies += _benign(cfg, self, random.Random(cfg.seed + 2))
 
     def by_kind(self, kind: str) -> _Anomaly | None:
         return next((a for a in self.anomalies if a.kind == kind), None)
+
+    def page_weights_at(self, t_ms: int) -> tuple[list[str], list[float]]:
+        """The pages with traffic at ``t_ms`` and their weights (appearing and retiring)."""
+        appears, retires = self.by_kind("entity_appears"), self.by_kind("entity_retires")
+        pages, weights = list(self.pages), list(self.page_weights)
+        if retires is not None and t_ms >= retires.start_ms:
+            left = max(0.0, 1 - (t_ms - retires.start_ms) / RETIRE_MS)
+            gone = {i for _, i in retires.entities}
+            weights = [w * left if p in gone else w for p, w in zip(pages, weights, strict=True)]
+        if appears is not None and appears.active(t_ms):
+            pages.append(appears.entities[0][1])
+            weights.append(sorted(self.page_weights)[len(self.page_weights) // 2])
+        return pages, weights
+
+
+def _window_start(cfg: SimulationConfig, t_ms: int) -> int:
+    return t_ms - (t_ms - cfg.start_ms) % WINDOW_MS
+
+
+def _benign(cfg: SimulationConfig, world: _World, rng: random.Random) -> list[_Anomaly]:
+    """Schedule the benign events at seeded times after the warm-up; grow the population.
+
+    A new page appears, the two last pages no anomaly uses retire, a new campaign launches
+    with its own ads, and the whole site's organic traffic spikes for a minute and a half.
+    """
+    first = cfg.start_ms + int((cfg.end_ms - cfg.start_ms) * WARMUP_FRACTION)
+
+    def at(latest: int) -> int:
+        return _window_start(cfg, rng.randrange(first, max(first + 1, latest)))
+
+    quarter = (cfg.end_ms - cfg.start_ms) // 4
+    used = {i for a in world.anomalies for _, i in a.entities}
+    new_page = f"page-{cfg.pages:03d}"
+    retiring = tuple(("page", p) for p in [p for p in world.pages if p not in used][-2:])
+    campaign = f"cmp-{cfg.campaigns:02d}"
+    world.launch_ads = [f"ad-{cfg.ads + k:04d}" for k in range(LAUNCH_ADS)]
+    for ad in world.launch_ads:
+        world.ad_campaign[ad] = campaign
+        world.ad_ctr[ad] = rng.uniform(0.01, 0.05)
+    spike = at(cfg.end_ms - SPIKE_MS - 60 * MS)
+    return [
+        _Anomaly("entity_appears", (("page", new_page),), at(cfg.end_ms - quarter), cfg.end_ms,
+                 False, True),
+        _Anomaly("entity_retires", retiring, at(cfg.end_ms - RETIRE_MS), cfg.end_ms,
+                 False, True),
+        _Anomaly("campaign_launch",
+                 (("campaign", campaign), *(("ad", ad) for ad in world.launch_ads)),
+                 at(cfg.end_ms - quarter), cfg.end_ms, False, True),
+        _Anomaly("site_spike", (SITE,), spike, spike + SPIKE_MS, False, True),
+    ]
 
 
 def _schedule(cfg: SimulationConfig, world: _World) -> list[_Anomaly]:
@@ -163,8 +243,7 @@ def _schedule(cfg: SimulationConfig, world: _World) -> list[_Anomaly]:
     slot = (cfg.end_ms - first) // 4
 
     def window(k: int, fraction: float) -> tuple[int, int]:
-        start = first + k * slot
-        start -= (start - cfg.start_ms) % WINDOW_MS
+        start = _window_start(cfg, first + k * slot)
         length = max(WINDOW_MS * 3, int(slot * fraction) // WINDOW_MS * WINDOW_MS)
         return start, start + length
 
@@ -211,8 +290,16 @@ class _Generator:
         return event
 
     def rate_factor(self, t_ms: int) -> float:
-        phase = 2 * math.pi * (t_ms - self.cfg.start_ms) / (self.cfg.cycle_minutes * 60 * MS)
-        return 1.0 + 0.3 * math.sin(phase)
+        """Organic traffic at ``t_ms`` relative to the weekday mean (all cycles, the spike)."""
+        cfg = self.cfg
+        moment = datetime.fromtimestamp(t_ms / MS, UTC)
+        hour = moment.hour + moment.minute / 60 + moment.second / 3600
+        daily = 1.0 + cfg.daily_amplitude * math.cos(2 * math.pi * (hour - 18) / 24)
+        weekly = cfg.weekend_factor if moment.weekday() >= 5 else 1.0
+        phase = 2 * math.pi * (t_ms - cfg.start_ms) / (cfg.cycle_minutes * 60 * MS)
+        spike = self.world.by_kind("site_spike")
+        burst = SPIKE_FACTOR if spike is not None and spike.active(t_ms) else 1.0
+        return daily * weekly * (1.0 + 0.3 * math.sin(phase)) * burst
 
     def second(self, t_ms: int) -> list[dict]:
         """All events of one simulated second, in event-time order before jitter."""
@@ -222,7 +309,7 @@ class _Generator:
         # ~2.6 events per page view (1 view + 1.5 impressions + clicks and conversions).
         views = _poisson(rng, cfg.events_per_second / 2.6 * self.rate_factor(t_ms))
         out: list[dict] = []
-        pages = rng.choices(w.pages, w.page_weights, k=views)
+        pages = rng.choices(*w.page_weights_at(t_ms), k=views)
         if drift is not None:  # the control: +60 % traffic on one page over the whole run
             progress = (t_ms - cfg.start_ms) / (cfg.end_ms - cfg.start_ms)
             drift_page = drift.entities[0][1]
@@ -234,7 +321,7 @@ class _Generator:
             ts = t_ms + rng.randrange(MS)
             user = rng.randrange(cfg.users)
             out.append(self.event(ts, user, page, "page_view"))
-            for ad in rng.choices(w.ads, w.ad_weights, k=1 + (rng.random() < 0.5)):
+            for ad in self.ads(t_ms, 1 + (rng.random() < 0.5)):
                 camp = w.ad_campaign[ad]
                 out.append(self.event(ts + 1, user, page, "impression", ad_id=ad, campaign=camp))
                 if broken is not None and broken.active(t_ms) and ad == broken.entities[0][1]:
@@ -247,6 +334,15 @@ class _Generator:
                             out.append(self.event(ts + 4, user, page, "purchase", campaign=camp))
         out += self.injected(t_ms)
         return out
+
+    def ads(self, t_ms: int, k: int) -> list[str]:
+        """The ``k`` ads shown with a page view at ``t_ms`` (launched ads take their share)."""
+        w, rng = self.world, self.rng
+        ads = rng.choices(w.ads, w.ad_weights, k=k)
+        launch = w.by_kind("campaign_launch")
+        if launch is not None and launch.active(t_ms):
+            ads = [rng.choice(w.launch_ads) if rng.random() < LAUNCH_SHARE else a for a in ads]
+        return ads
 
     def injected(self, t_ms: int) -> list[dict]:
         """Events of the click flood and the bot crawl active at ``t_ms``."""
@@ -328,8 +424,10 @@ def simulate(cfg: SimulationConfig) -> Simulation:
     counts.
 
     >>> sim = simulate(SimulationConfig(minutes=2, events_per_second=100, seed=3))
-    >>> sorted({a["kind"] for a in sim.truth["anomalies"]})
-    ['bot_crawl', 'broken_ad', 'click_flood', 'page_outage', 'slow_drift']
+    >>> [a["kind"] for a in sim.truth["anomalies"] if a["expect_alert"]]
+    ['click_flood', 'broken_ad', 'page_outage', 'bot_crawl']
+    >>> [a["kind"] for a in sim.truth["anomalies"] if a["benign"]] == list(BENIGN_KINDS)
+    True
     >>> all(json.loads(sim.lines[i]) for i, r in sim.truth["dead_letters"].items() if r == "late")
     True
     """

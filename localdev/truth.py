@@ -36,6 +36,31 @@ def label_entities(label: Mapping[str, Any]) -> set[tuple[str, str]]:
     return {(e["entity_type"], e["entity_id"]) for e in label["entities"]}
 
 
+def site_wide(label: Mapping[str, Any]) -> bool:
+    """Whether a label is about the whole site (the pseudo-entity ``site``, every entity)."""
+    return any(e["entity_type"] == "site" for e in label["entities"])
+
+
+def covers(label: Mapping[str, Any], entity: tuple[str, str], window_end_ms: int) -> bool:
+    """Whether an entity's window falls under a label (its entities, or any for the site).
+
+    The window must be in the label's span (:func:`overlaps`).
+
+    >>> spike = {"entities": [{"entity_type": "site", "entity_id": "all"}],
+    ...          "start_ms": 0, "end_ms": 20000}
+    >>> covers(spike, ("ad", "a"), 10_000), covers(spike, ("ad", "a"), 60_000)
+    (True, False)
+    """
+    return (site_wide(label) or entity in label_entities(label)) and overlaps(
+        window_end_ms, label
+    )
+
+
+def benign_events(truth: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The labelled benign events: real changes of a live site that should raise no alert."""
+    return [a for a in truth.get("anomalies", []) if a.get("benign")]
+
+
 def expected_alerts(truth: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The labelled anomalies that should raise an alert (not the controls)."""
     return [a for a in truth.get("anomalies", []) if a["expect_alert"]]

@@ -50,10 +50,11 @@ import numpy as np
 from models.backends import make_scorer
 from models.base import Stateful, feature_names_of, to_matrix
 from models.baseline import BaselineBatch, EwmaBaseline
+from models.common_mode import common_ratio
 from models.holdoff import HoldOff, HoldOffBatch
 from models.params import boolean, in_range, integer, name_list, non_negative, one_of, positive
 from models.runs import Runs, RunsBatch
-from models.significance import UNTESTED, Dispersion, significance_plan, tail_pvalues, trials
+from models.significance import COUNT, UNTESTED, Dispersion, significance_plan, tail_pvalues, trials
 from models.threshold import AdaptiveThreshold
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,10 @@ class WindowDetector(Stateful):
             volume (:mod:`models.significance`) is at most this and it moved by
             ``min_relative_change``; only windows with a material move are flagged, and their
             explanations list only the material features (0 = off: every scored feature).
+        common_quorum: with ``significance``, when at least this share of a batch's entities
+            moved their traffic the same way (:mod:`models.common_mode`), a count is material
+            only if it also moved against its expected value scaled by the batch's common move:
+            a site-wide spike is not an anomaly of every entity (0 = off).
         columns: the features the shared scorer sees, in this order (``None``: every feature of
             the windows); the other features still feed the baselines.
         sequential: score, flag, explain and learn the windows of a batch one after the other
@@ -282,6 +287,7 @@ class WindowDetector(Stateful):
         integer("learn_per_batch", 0),
         non_negative("min_relative_change"),
         in_range("significance", 0, 1),
+        in_range("common_quorum", 0, 1),
         name_list("columns", optional=True),
         boolean("sequential"),
     )
@@ -304,6 +310,7 @@ class WindowDetector(Stateful):
         learn_flagged: bool = True,
         min_relative_change: float = 0.0,
         significance: float = 0.0,
+        common_quorum: float = 0.0,
         columns: Sequence[str] | None = None,
         sequential: bool = False,
     ) -> None:
@@ -323,6 +330,7 @@ class WindowDetector(Stateful):
         self.learn_flagged = learn_flagged
         self.min_relative_change = min_relative_change
         self.significance = significance
+        self.common_quorum = common_quorum
         self.columns = columns
         self.sequential = sequential
         self.check_params()
@@ -520,7 +528,8 @@ class WindowDetector(Stateful):
         candidate), and whether a run over several windows is material (a sustained move).
 
         A feature moved materially when the window, or the run it continues, is significant
-        and the window moved by ``min_relative_change``.
+        and the window moved by ``min_relative_change`` — a count also against its expected
+        value scaled by the batch's common move, if it has one (``common_quorum``).
 
         >>> det = WindowDetector(significance=1e-3, scorer_params={"num_trees": 5,
         ...                      "sample_size": 8})
@@ -541,6 +550,18 @@ class WindowDetector(Stateful):
         p = np.minimum(p_window, run_p)[:, cols]
         changed = moved(raw[:, cols], expected[:, cols], self.min_relative_change)
         moves = (p <= self.significance) & changed
+        plan = self.dispersion_.plan
+        ratio = common_ratio(
+            windows.raw, windows.expected, windows.history.baseline.count >= self.warmup,
+            plan, self.min_relative_change, self.common_quorum,
+        )
+        if ratio != 1.0:
+            shifted = np.where(np.asarray(plan) == COUNT, expected * ratio, expected)
+            p_shifted = tail_pvalues(raw, shifted, self.dispersion_.factors(raw), plan)
+            moves &= (
+                (np.minimum(p_shifted, run_p) <= self.significance)
+                & moved(raw, shifted, self.min_relative_change)
+            )[:, cols]
         material[rows] = moves
         sustained[rows] = (
             (run_p[:, cols] <= self.significance) & windows.run_on[rows][:, cols] & changed

@@ -15,8 +15,10 @@ window is flagged only when a feature moved *materially*: by at least 30 % of it
 and unlikely given the entity's volume (p-value at most ``significance``, 1e-4; counting noise
 with a learned dispersion, :mod:`models.significance`); a proportion that stays off its usual
 value for several windows (a broken ad's click-through rate) is flagged on the evidence of the
-whole run (:mod:`models.runs`), whatever the score. Their explanations list the material
-features only.
+whole run (:mod:`models.runs`), whatever the score. A count must also have moved against the
+batch's common move when most of its entities moved together (``common_quorum``,
+:mod:`models.common_mode`): a site-wide spike flags no entity. Their explanations list the
+material features only.
 
 * ``rcf-level`` — a 50-tree random cut forest (the default; see docs/detectors.md);
 * ``ensemble-level`` — the mean of that forest's and river's Half-Space Trees' scores.
@@ -61,6 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learn_flagged": True,
         "significance": 1e-4,
         "min_relative_change": 0.3,
+        "common_quorum": 0.75,
     },
     "ensemble-level": {
         "scorer": "ensemble",
@@ -82,6 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learn_per_batch": 32,
         "significance": 1e-4,
         "min_relative_change": 0.3,
+        "common_quorum": 0.75,
     },
 }
 DETECTOR_NAMES: tuple[str, ...] = tuple(PRESETS)

@@ -9,8 +9,10 @@ runs of proportions only (``ctr``: clicks against their expected number), which 
 value through the day; counts follow the traffic's cycles, which a baseline lags behind, so their
 runs would build up on every rise of traffic.
 
-Only runs with some evidence are kept (p-value at most ``keep_p``), so an ordinary entity stores
-none: the state is an empty part, and a run costs three numbers.
+Only runs with some evidence are kept (the one-sided tail of their side at most ``keep_p``), so
+an ordinary entity stores none: the state is an empty part, and a run costs three numbers. The
+tail is one-sided because a run lies on one side by construction: a window with no clicks where
+2.4 were expected (tail 0.09) starts a run, although its two-sided p-value (0.18) would not.
 
 >>> runs = Runs(keep_p=0.1)
 >>> state = runs.decode([None])
@@ -47,7 +49,8 @@ class Runs(Parameterised):
     """Per entity and feature, the run of windows on one side of the expected value.
 
     Args:
-        keep_p: a run whose p-value is above this is dropped (the next window starts afresh).
+        keep_p: a run whose one-sided tail is above this is dropped (the next window starts
+            afresh).
     """
 
     CHECKS = (in_range("keep_p", 0, 1, open_low=True, label="runs keep_p"),)
@@ -72,11 +75,12 @@ class Runs(Parameterised):
         obs = np.where(go_on, batch.observed + observed, observed)
         exp = np.where(go_on, batch.expected + expected, expected)
         phi = np.broadcast_to(np.maximum(dispersion, 1.0), obs.shape)
-        p = np.ones(obs.shape)
+        tail = np.ones(obs.shape)
         moving = side != 0
-        p[moving] = two_sided(count_tail(obs[moving] / phi[moving], exp[moving] / phi[moving]))
-        keep = p <= self.keep_p
-        return RunsBatch(np.where(keep, obs, 0.0), np.where(keep, exp, 0.0)), p, go_on
+        tail[moving] = count_tail(obs[moving] / phi[moving], exp[moving] / phi[moving])
+        keep = tail <= self.keep_p  # a run lies on one side: its own tail is the evidence
+        runs = RunsBatch(np.where(keep, obs, 0.0), np.where(keep, exp, 0.0))
+        return runs, np.where(moving, two_sided(tail), 1.0), go_on
 
     def decode(self, parts: Sequence[Sequence[Any] | None], width: int = 1) -> RunsBatch:
         """Decode per-entity :meth:`encode` parts (``None`` = no run) into ``width`` features."""

@@ -22,7 +22,7 @@ from flink_jobs.features import WINDOW_MS
 from localdev.nab_evaluation import evaluate
 from localdev.reference_windows import reference_windows
 from localdev.simulator import SimulationConfig, simulate
-from localdev.truth import label_entities, overlaps
+from localdev.truth import covers, expected_alerts, label_entities, overlaps
 from models.detector import score_batches
 from models.features import FEATURE_NAMES
 from models.nab import PROFILES, best_threshold, label_series, normalise, null_score, perfect_score
@@ -156,7 +156,9 @@ def simulator_detection(
     silent entities). An anomaly is *detected* when any of its entities is
     flagged in a window that overlaps it (:func:`localdev.truth.overlaps`, the rule of the run
     summary); ``flags`` counts the flagged windows matched to it, and ``false_flags`` the flags
-    matching no anomaly. ``slow_drift`` is the control: its flags are false flags.
+    matching no anomaly. For the labels that should raise nothing (the ``slow_drift`` control
+    and the benign events), ``false_flags`` counts the false flags they cover
+    (:func:`localdev.truth.covers`).
     """
     windows, truth = simulated_windows(seed, minutes)
     flags: list[tuple[str, str, int]] = []
@@ -177,17 +179,19 @@ def simulator_detection(
                         flags.append((entity_type, record["entity_id"], record["window_end_ms"]))
     out: dict[str, dict[str, float]] = {}
     matched: set[tuple[str, str, int]] = set()
-    for label in truth["anomalies"]:
+    for label in expected_alerts(truth):
         members = label_entities(label)
         hits = [f for f in flags if (f[0], f[1]) in members and overlaps(f[2], label)]
-        if label["expect_alert"]:
-            matched.update(hits)
-            out[label["kind"]] = {"detected": float(bool(hits)), "flags": float(len(hits)),
-                                  "entities_flagged": float(len({(f[0], f[1]) for f in hits})),
-                                  "entities": float(len(members))}
-        else:
-            out[label["kind"]] = {"false_flags": float(len(hits))}
+        matched.update(hits)
+        out[label["kind"]] = {"detected": float(bool(hits)), "flags": float(len(hits)),
+                              "entities_flagged": float(len({(f[0], f[1]) for f in hits})),
+                              "entities": float(len(members))}
     false = [f for f in flags if f not in matched]
+    for label in truth["anomalies"]:
+        if not label["expect_alert"]:
+            out[label["kind"]] = {
+                "false_flags": float(sum(covers(label, (f[0], f[1]), f[2]) for f in false))
+            }
     out["all"] = {
         "flags": float(len(flags)),
         "false_flags": float(len(false)),

@@ -59,6 +59,7 @@ def _simulation_config(sim: dict) -> SimulationConfig:
         malformed_fraction=sim["malformed_fraction"],
         late_fraction=sim["late_fraction"],
         anomalies=sim["anomalies"],
+        benign=sim["benign"],
     )
 
 
@@ -176,5 +177,8 @@ def _print_summary(s: dict, outputs: LocalOutputs) -> None:
             delay = "" if first is None else f", first after {first:g} s"
             print(f"    {kind:<12} {mark}: {k['flagged_windows']}/{k['labelled_windows']} windows"
                   f"{delay}")
+        if s["benign_alerts"]:
+            print(f"  benign events    {sum(s['benign_alerts'].values()):>9} false alerts"
+                  f"  {s['benign_alerts']}")
     print(f"\noutputs under {outputs.root}/: anomalies/, scored-windows/dt=…/hour=…/, "
           f"dead-letters/, raw-events/, run-summary.json")

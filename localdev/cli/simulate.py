@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--malformed-fraction", type=float, default=d.malformed_fraction)
     parser.add_argument("--late-fraction", type=float, default=d.late_fraction)
     parser.add_argument("--no-anomalies", action="store_true", help="no injected anomalies")
+    parser.add_argument("--no-benign", action="store_true",
+                        help="no benign events (appearing and retiring pages, a campaign"
+                             " launch, a site-wide spike)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
         malformed_fraction=args.malformed_fraction,
         late_fraction=args.late_fraction,
         anomalies=not args.no_anomalies,
+        benign=not args.no_benign,
     )
     simulation = simulate(config)
     events, truth = write_simulation(simulation, args.out)
@@ -46,7 +50,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"{t['events']} events ({t['valid_events']} valid) -> {events}")
     print(f"dead letters expected: {t['dead_letter_reasons']}")
     for a in t["anomalies"]:
-        alert = "alert" if a["expect_alert"] else "no alert (control)"
+        alert = ("alert" if a["expect_alert"]
+                 else "no alert (benign)" if a["benign"] else "no alert (control)")
         print(f"  {a['kind']:<12} {len(a['entities']):>3} entities "
               f"{a['start_ms']}..{a['end_ms']} -> {alert}")
     print(f"ground truth -> {truth}")

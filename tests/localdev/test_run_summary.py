@@ -45,3 +45,28 @@ def test_counts_reconcile_only_when_nothing_is_lost():
     lost = run_summary(10, [{"reason": "late"}, {"reason": "bad_json"}], windows, None)
     assert ok["reconciled"] and ok["events_windowed"] == 7
     assert not lost["reconciled"]
+
+
+def test_false_alerts_under_a_benign_event_are_counted_for_it():
+    # GIVEN a site-wide spike (it covers every entity) and a launched campaign, both benign
+    labels = {"anomalies": [
+        *LABELS["anomalies"],
+        {"kind": "site_spike", "entities": [{"entity_type": "site", "entity_id": "all"}],
+         "start_ms": T0 + 100_000, "end_ms": T0 + 130_000, "expect_alert": False,
+         "benign": True},
+        {"kind": "campaign_launch", "entities": [{"entity_type": "campaign", "entity_id": "c-9"}],
+         "start_ms": T0 + 250_000, "end_ms": T0 + 300_000, "expect_alert": False,
+         "benign": True},
+    ]}
+    # WHEN two entities are flagged in the spike, the launched campaign once, the flood once
+    windows = [
+        window("ad", "ad-1", 70, True),
+        window("page", "p-7", 110, True),
+        window("ad", "ad-3", 120, True),
+        window("campaign", "c-9", 260, True),
+        window("campaign", "c-1", 260, True),  # under no label
+    ]
+    s = detection_summary(windows, labels)
+    # THEN each benign event counts the false alerts it covers; all of them are false alerts
+    assert s["benign_alerts"] == {"site_spike": 2, "campaign_launch": 1}
+    assert (s["false_alerts"], s["control_alerts"], s["alert_precision"]) == (4, 0, 0.2)

@@ -4,7 +4,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from localdev.simulator import MALFORMED_KINDS, SimulationConfig, simulate
+from localdev.simulator import (
+    BENIGN_KINDS,
+    LAUNCH_SHARE,
+    MALFORMED_KINDS,
+    RETIRE_MS,
+    SPIKE_FACTOR,
+    SimulationConfig,
+    simulate,
+)
 
 SMALL = SimulationConfig(minutes=6, events_per_second=120, seed=11)
 
@@ -72,7 +80,9 @@ def test_anomalies_start_after_the_warm_up_on_window_boundaries(sim):
         if a["expect_alert"]:
             assert a["start_ms"] >= start + 0.3 * (SMALL.end_ms - start) - 10_000
             assert (a["start_ms"] - start) % 10_000 == 0 and a["end_ms"] > a["start_ms"]
-    assert [a["kind"] for a in sim.truth["anomalies"] if not a["expect_alert"]] == ["slow_drift"]
+    controls = [a["kind"] for a in sim.truth["anomalies"]
+                if not a["expect_alert"] and not a["benign"]]
+    assert controls == ["slow_drift"]
 
 
 def test_click_flood_comes_from_a_few_ips(sim):
@@ -92,3 +102,74 @@ def test_start_must_be_timezone_aware():
     with pytest.raises(ValueError, match="timezone-aware"):
         SimulationConfig(start=datetime(2026, 1, 5))  # noqa: DTZ001
     assert SimulationConfig(start=datetime(2026, 1, 5, tzinfo=UTC)).start_ms == 1767571200000
+
+
+def valid_events(sim):
+    dead = sim.truth["dead_letters"]
+    return [json.loads(x) for i, x in enumerate(sim.lines) if i not in dead]
+
+
+def benign(sim, kind):
+    return next(a for a in sim.truth["anomalies"] if a["kind"] == kind)
+
+
+def test_benign_events_are_labelled_to_raise_no_alert(sim):
+    labels = [a for a in sim.truth["anomalies"] if a["benign"]]
+    assert [a["kind"] for a in labels] == list(BENIGN_KINDS)
+    assert not any(a["expect_alert"] for a in labels)
+    assert benign(sim, "site_spike")["entities"] == [{"entity_type": "site", "entity_id": "all"}]
+    assert simulate(SimulationConfig(minutes=2, events_per_second=50, benign=False)).truth[
+        "anomalies"][-1]["kind"] == "slow_drift"
+
+
+def test_traffic_follows_the_day_and_is_lower_at_the_weekend():
+    def views(start):
+        cfg = SimulationConfig(minutes=3, events_per_second=200, start=start, anomalies=False,
+                               benign=False, malformed_fraction=0, late_fraction=0)
+        return sum(e["action"] == "page_view" for e in valid_events(simulate(cfg)))
+
+    monday_morning, monday_evening = (datetime(2026, 1, 5, h, tzinfo=UTC) for h in (6, 18))
+    saturday_evening = datetime(2026, 1, 10, 18, tzinfo=UTC)
+    # the daily cycle is ±50 %: 0.5 against 1.5 of the mean
+    assert 0.25 < views(monday_morning) / views(monday_evening) < 0.45
+    assert 0.65 < views(saturday_evening) / views(monday_evening) < 0.85
+
+
+def test_a_page_appears_and_pages_retire(sim):
+    events = valid_events(sim)
+    appears, retires = benign(sim, "entity_appears"), benign(sim, "entity_retires")
+    new_page = appears["entities"][0]["entity_id"]
+    times = [e["event_time"] for e in events if e["page"] == new_page]
+    assert times and min(times) >= appears["start_ms"] - 2_000
+    for entity in retires["entities"]:
+        before = [e for e in events if e["page"] == entity["entity_id"]
+                  and e["event_time"] < retires["start_ms"]]
+        after = [e for e in events if e["page"] == entity["entity_id"]
+                 and e["event_time"] >= retires["start_ms"] + RETIRE_MS]
+        assert before and not after
+
+
+def test_a_launched_campaign_takes_its_share_of_impressions_from_launch_on(sim):
+    launch = benign(sim, "campaign_launch")
+    campaign = launch["entities"][0]["entity_id"]
+    impressions = [e for e in valid_events(sim) if e["action"] == "impression"]
+    launched = [e for e in impressions if e["campaign"] == campaign]
+    assert min(e["event_time"] for e in launched) >= launch["start_ms"] - 2_000
+    after = [e for e in impressions if e["event_time"] >= launch["start_ms"] + 2_000]
+    share = sum(e["campaign"] == campaign for e in after) / len(after)
+    assert abs(share - LAUNCH_SHARE) < 0.03
+
+
+def test_the_site_wide_spike_lifts_every_kind_of_traffic(sim):
+    spike = benign(sim, "site_spike")
+    events = valid_events(sim)
+
+    def per_second(start, end, action):
+        return sum(start <= e["event_time"] < end and e["action"] == action
+                   for e in events) / ((end - start) / 1000)
+
+    span = spike["end_ms"] - spike["start_ms"]
+    for action in ("page_view", "impression"):
+        during = per_second(spike["start_ms"] + 2_000, spike["end_ms"] - 2_000, action)
+        before = per_second(spike["start_ms"] - span, spike["start_ms"] - 2_000, action)
+        assert 0.8 * SPIKE_FACTOR < during / before < 1.2 * SPIKE_FACTOR
