@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flink_jobs.features import WINDOW_MS
-from localdev.truth import GRACE_WINDOWS, label_entities
+from localdev.truth import GRACE_WINDOWS, label_entities, site_wide
 
 #: The header of a labels file, in this order.
 LABEL_COLUMNS: tuple[str, ...] = ("entity_type", "entity_id", "start", "end", "label")
@@ -55,10 +55,14 @@ def labels_from_truth(truth: Mapping[str, Any]) -> list[dict[str, str]]:
     """The labels-file rows of a simulation's ground truth (``truth.json``).
 
     Every entity of an anomaly that should alert gets an ``anomaly`` span (its end extended by
-    the grace windows); every entity of a control gets a ``normal`` span.
+    the grace windows); every entity of a control or a benign event gets a ``normal`` span. A
+    site-wide event names no entity of its own (every window outside an anomaly span is normal
+    anyway), so it gets none.
     """
     rows = []
     for label in truth.get("anomalies", []):
+        if site_wide(label):
+            continue
         alert = bool(label["expect_alert"])
         end_ms = label["end_ms"] + (GRACE_WINDOWS * WINDOW_MS if alert else 0)
         for entity_type, entity_id in sorted(label_entities(label)):

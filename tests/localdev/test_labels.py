@@ -17,8 +17,8 @@ from datetime import datetime
 from flink_jobs.features import WINDOW_MS
 from localdev.cli import main as clicksentry
 from localdev.labels import LABEL_COLUMNS
-from localdev.simulator import SimulationConfig, simulate, write_simulation
-from localdev.truth import expected_alerts, label_entities, overlaps
+from localdev.simulator import BENIGN_KINDS, SimulationConfig, simulate, write_simulation
+from localdev.truth import expected_alerts, label_entities, overlaps, site_wide
 
 
 def epoch_ms(text: str) -> int:
@@ -37,11 +37,13 @@ def test_the_labels_file_labels_the_windows_the_truth_does(tmp_path):
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == LABEL_COLUMNS
         rows = list(reader)
-    # THEN every label is anomaly or normal, the drift control a normal span
+    # THEN every label is anomaly or normal; the drift control and the benign events' entities
+    # are normal spans, and the site-wide spike names no entity
     assert {r["label"] for r in rows} == {"anomaly", "normal"}
-    drift = next(a for a in truth["anomalies"] if not a["expect_alert"])
+    quiet = [a for a in truth["anomalies"] if not a["expect_alert"] and not site_wide(a)]
+    assert [a["kind"] for a in quiet] == ["slow_drift", *BENIGN_KINDS[:-1]]
     assert {(r["entity_type"], r["entity_id"]) for r in rows if r["label"] == "normal"} \
-        == label_entities(drift)
+        == set().union(*map(label_entities, quiet))
     # AND the span rule labels exactly the windows the truth's overlap rule labels
     entities = {(r["entity_type"], r["entity_id"]) for r in rows}
     for end in range(config.start_ms, config.end_ms + 3 * WINDOW_MS, WINDOW_MS):
