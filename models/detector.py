@@ -54,7 +54,15 @@ from models.common_mode import common_ratio
 from models.holdoff import HoldOff, HoldOffBatch
 from models.params import boolean, in_range, integer, name_list, non_negative, one_of, positive
 from models.runs import Runs, RunsBatch
-from models.significance import COUNT, UNTESTED, Dispersion, significance_plan, tail_pvalues, trials
+from models.significance import (
+    COUNT,
+    UNTESTED,
+    Dispersion,
+    significance_plan,
+    tail_pvalues,
+    trials,
+    with_unseen_floor,
+)
 from models.threshold import AdaptiveThreshold
 
 log = logging.getLogger(__name__)
@@ -463,7 +471,7 @@ class WindowDetector(Stateful):
             n = trials(raw, self.dispersion_.plan)
             runs, run_p, run_on = self.runs_.update(
                 np.where(proportion, raw * n, 0.0),
-                np.where(proportion, expected * n, 0.0),
+                np.where(proportion, self.tested(expected) * n, 0.0),
                 self.dispersion_.factors(raw),
                 history.runs,
             )
@@ -545,7 +553,8 @@ class WindowDetector(Stateful):
         if not len(rows):
             return material, p_values, sustained
         raw, expected = windows.raw[rows], windows.expected[rows]
-        p_window = tail_pvalues(raw, expected, self.dispersion_.factors(raw), self.dispersion_.plan)
+        tested = self.tested(expected)
+        p_window = tail_pvalues(raw, tested, self.dispersion_.factors(raw), self.dispersion_.plan)
         run_p = windows.run_p[rows]
         p = np.minimum(p_window, run_p)[:, cols]
         changed = moved(raw[:, cols], expected[:, cols], self.min_relative_change)
@@ -557,7 +566,9 @@ class WindowDetector(Stateful):
         )
         if ratio != 1.0:
             shifted = np.where(np.asarray(plan) == COUNT, expected * ratio, expected)
-            p_shifted = tail_pvalues(raw, shifted, self.dispersion_.factors(raw), plan)
+            p_shifted = tail_pvalues(
+                raw, self.tested(shifted), self.dispersion_.factors(raw), plan
+            )
             moves &= (
                 (np.minimum(p_shifted, run_p) <= self.significance)
                 & moved(raw, shifted, self.min_relative_change)
@@ -569,6 +580,13 @@ class WindowDetector(Stateful):
         least = np.where(moves, np.maximum(p, np.finfo(float).tiny), np.inf).min(axis=1)
         p_values[rows] = np.where(np.isfinite(least), least, np.nan)
         return material, p_values, sustained
+
+    def tested(self, expected: np.ndarray) -> np.ndarray:
+        """Expected values as the significance test sees them (floored: what history missed).
+
+        See :func:`~models.significance.with_unseen_floor`.
+        """
+        return with_unseen_floor(expected, self.dispersion_.plan, self.baseline_.alpha)
 
     def explanations(
         self, windows: Windows, flagged: np.ndarray, material: np.ndarray | None = None

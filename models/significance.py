@@ -118,6 +118,26 @@ def trials(raw: np.ndarray, plan: Sequence[int]) -> np.ndarray:
     return raw[:, np.maximum(np.asarray(plan, dtype=int), 0)]
 
 
+def with_unseen_floor(expected: np.ndarray, plan: Sequence[int], alpha: float) -> np.ndarray:
+    """Expected values to test against, never below what the history could have missed.
+
+    A baseline with weight ``alpha`` remembers about ``1 / alpha`` windows. One that saw no
+    purchase in them does not know that the rate is 0, only that it is below about one in that
+    many windows: a count's expected value is at least ``alpha``, a share's at least ``alpha``
+    over its expected count (one success among the history's trials). Without the floor, any
+    purchase at all is infinitely unlikely; with it, one is ordinary (p ~ 0.05) and three in a
+    window are not (p ~ 2e-5).
+
+    >>> with_unseen_floor(np.array([[0.0, 0.0, 4.0], [2.0, 0.0, 0.0]]), [COUNT, 2, COUNT], 0.05)
+    array([[0.05  , 0.0125, 4.    ],
+           [2.    , 0.05  , 0.05  ]])
+    """
+    plan = np.asarray(plan, dtype=int)
+    denominators = np.maximum(expected[:, np.maximum(plan, 0)], 1.0)
+    floor = np.where(plan >= 0, alpha / denominators, np.where(plan == COUNT, alpha, 0.0))
+    return np.maximum(expected, floor)
+
+
 def two_sided(tail: np.ndarray) -> np.ndarray:
     """The two-sided p-value of a tail in the direction of the move: twice it, at most 1.
 

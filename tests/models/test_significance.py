@@ -16,10 +16,12 @@ from models.significance import (
     share_tail,
     significance_plan,
     tail_pvalues,
+    with_unseen_floor,
 )
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 DEFAULT = PRESETS["rcf-level"]
+DEFAULT_ALPHA = 0.05  # the baseline's weight (models.baseline.EwmaBaseline's default)
 
 
 @pytest.mark.parametrize("mu", [0.5, 3.0, 8.0, 40.0, 400.0])
@@ -110,3 +112,22 @@ def test_low_volume_ads_old_false_alerts_have_no_material_move():
         )
         # THEN no feature moved materially, so the default cannot flag or list any of them
         assert not material.any(), record["anomaly_id"]
+
+
+def test_a_first_purchase_is_ordinary_and_a_burst_is_not():
+    # GIVEN an entity whose baseline has seen no purchase and no click (expected 0), with 40
+    # impressions a window
+    plan = [COUNT, COUNT, 1]  # purchases, impressions, ctr of the impressions
+    expected = with_unseen_floor(np.array([[0.0, 40.0, 0.0]]), plan, DEFAULT_ALPHA)
+
+    def p(purchases, clicks):
+        raw = np.array([[purchases, 40.0, clicks / 40]])
+        return tail_pvalues(raw, expected, np.ones(3), plan)[0]
+
+    # WHEN one purchase and one click arrive THEN neither is significant at the preset's level
+    assert (p(1, 1) > DEFAULT["significance"]).all()
+    # WHEN a burst arrives THEN it is
+    assert (p(4, 5)[[0, 2]] <= DEFAULT["significance"]).all()
+    # AND without the floor the first purchase was infinitely unlikely
+    bare = tail_pvalues(np.array([[1.0]]), np.array([[0.0]]), np.ones(1), [COUNT])
+    assert bare[0, 0] <= DEFAULT["significance"]
