@@ -51,6 +51,14 @@ def to_matrix(X: Sequence[Mapping[str, float]], names: Sequence[str]) -> np.ndar
     ValueError: window has 1 features, expected 2 (missing: ['b'])
     """
     names = list(names)
+    wanted = set(names)
+    if all(isinstance(x, Mapping) and x.keys() == wanted for x in X):
+        try:  # the common case at once; anything odd is checked value by value below
+            out = np.array([[x[n] for n in names] for x in X], dtype=np.float64)
+        except (TypeError, ValueError):
+            out = None
+        if out is not None and out.shape == (len(X), len(names)) and np.isfinite(out).all():
+            return out
     out = np.empty((len(X), len(names)), dtype=np.float64)
     for i, x in enumerate(X):
         if not isinstance(x, Mapping):

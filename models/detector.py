@@ -686,23 +686,24 @@ class WindowDetector(Stateful):
         flags = self.flag(windows, scores)
         explanations = self.explanations(windows, flags.flagged, flags.material)
         new_states = self.learn(windows, scores, flags.flagged)
+        threshold = float(flags.threshold)
+        p_values = flags.p_values.tolist() if flags.p_values is not None else None
         out = []
-        for i, state in enumerate(new_states):
+        for i, (state, score, raw_score, flagged, grade, confidence) in enumerate(zip(
+            new_states, scores.tolist(), raw_scores.tolist(), flags.flagged.tolist(),
+            flags.grades.tolist(), flags.confidence.tolist(), strict=True,
+        )):
             kind, explanation = explanations.get(i, ("", {}))
             verdict = Verdict(
-                score=float(scores[i]),
-                raw_score=float(raw_scores[i]),
-                threshold=float(flags.threshold),
-                is_anomaly=bool(flags.flagged[i]),
-                grade=float(flags.grades[i]),
-                confidence=float(flags.confidence[i]),
+                score=score,
+                raw_score=raw_score,
+                threshold=threshold,
+                is_anomaly=flagged,
+                grade=grade,
+                confidence=confidence,
                 kind=kind,
                 explanation=explanation,
-                p_value=(
-                    float(flags.p_values[i])
-                    if flags.flagged[i] and flags.p_values is not None
-                    else None
-                ),
+                p_value=p_values[i] if flagged and p_values is not None else None,
             )
             out.append((verdict, state))
         return out
