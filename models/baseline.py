@@ -192,25 +192,20 @@ class EwmaBaseline(Parameterised):
         var = np.zeros((len(parts), d))
         level_mean = np.zeros((len(parts), d))
         level_std = np.zeros((len(parts), d))
-        known = [(i, part) for i, part in enumerate(parts) if part is not None]
-        if all(len(part) == 2 and isinstance(part[1], bytes) and len(part[1]) == 16 * d
-               for _, part in known):  # every state well-formed: decode them at once
-            rows = np.array([i for i, _ in known], dtype=np.int64)
-            blob = b"".join(part[1] for _, part in known)
-            arrays = np.frombuffer(blob, dtype=np.float32).reshape(len(known), 4, d)
-            count[rows] = [part[0] for _, part in known]
-            mean[rows], var[rows] = arrays[:, 0], arrays[:, 1]
-            level_mean[rows], level_std[rows] = arrays[:, 2], arrays[:, 3]
-            return BaselineBatch(count, mean, var, level_mean, level_std)
+        rows, counts, blobs = [], [], []
         for i, part in enumerate(parts):
             if part is None:
                 continue
             n, blob = part
-            arrays = np.frombuffer(blob, dtype=np.float32)
-            if len(arrays) != 4 * d:
-                raise ValueError(f"entity state has {len(arrays) // 4} features, expected {d}")
-            count[i] = n
-            mean[i], var[i], level_mean[i], level_std[i] = arrays.reshape(4, d)
+            if len(blob) != 16 * d:  # four float32 arrays of d features
+                raise ValueError(f"entity state has {len(blob) // 16} features, expected {d}")
+            rows.append(i)
+            counts.append(n)
+            blobs.append(blob)
+        if rows:  # decoded at once, from one buffer
+            arrays = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(rows), 4, d)
+            count[rows] = counts
+            mean[rows], var[rows], level_mean[rows], level_std[rows] = arrays.transpose(1, 0, 2)
         return BaselineBatch(count, mean, var, level_mean, level_std)
 
     def encode(self, batch: BaselineBatch) -> list[list[Any]]:

@@ -133,7 +133,7 @@ def with_unseen_floor(expected: np.ndarray, plan: Sequence[int], alpha: float) -
            [2.    , 0.05  , 0.05  ]])
     """
     plan = np.asarray(plan, dtype=int)
-    denominators = np.maximum(expected[:, np.maximum(plan, 0)], 1.0)
+    denominators = np.maximum(trials(expected, plan), 1.0)
     floor = np.where(plan >= 0, alpha / denominators, np.where(plan == COUNT, alpha, 0.0))
     return np.maximum(expected, floor)
 
