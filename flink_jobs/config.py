@@ -96,7 +96,16 @@ def _optional_text(raw: str) -> str:
     return raw.strip()
 
 
-def _json_object(raw: str) -> dict[str, Any]:
+def json_object(raw: str) -> dict[str, Any]:
+    """Parse a JSON object (blank: empty); anything else raises ``ValueError``.
+
+    >>> json_object('{"numberOfTrees": 50}'), json_object(" ")
+    ({'numberOfTrees': 50}, {})
+    >>> json_object("[1]")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a JSON object, got '[1]'
+    """
     try:
         value = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as exc:
@@ -161,7 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
             "elements in one Python bundle at most"),
     Setting("scoring", "detector", _choice(*DETECTOR_NAMES), DEFAULT_DETECTOR,
             "registry name of the detector (models/registry.py)"),
-    Setting("scoring", "detector_params", _json_object, "{}",
+    Setting("scoring", "detector_params", json_object, "{}",
             "JSON object overriding the detector's parameters: KDA's numberOfTrees,"
             " subSampleSize, timeDecay, shingleSize, or its own (columns, threshold_params, ...;"
             " see docs/detectors.md); read as models.registry.detector_params for the detector"),

@@ -38,6 +38,11 @@ from models.features import SHARE_FEATURES
 from models.params import param_names
 from models.rcf import KDA_DEFAULTS
 
+#: Flag floor of a forest scoring raw values, ungated (``ANOMALY_SCORE > 2.8`` at sub-sample 256):
+#: ``rcf-kda``'s, and any forest preset's on a single series (:mod:`models.series`). Chosen on
+#: NAB's dev split (docs/detectors.md, "NAB-style evaluation").
+RAW_FOREST_FLOOR: float = 0.35
+
 PRESETS: dict[str, dict[str, Any]] = {
     "rcf-kda": {
         "scorer": "rcf",
@@ -45,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "inputs": "raw",
         "columns": list(SHARE_FEATURES),
         "sequential": True,
-        "threshold_params": {"z": 4.0, "floor": 0.35, "alpha": 0.01, "settle": 100},
+        "threshold_params": {"z": 4.0, "floor": RAW_FOREST_FLOOR, "alpha": 0.01, "settle": 100},
         "warmup": 1,
         "learn_flagged": True,
     },

@@ -13,31 +13,51 @@ from pathlib import Path
 from typing import Any
 
 from models.detector import Verdict, WindowDetector, score_batches
-from models.registry import make_detector
+from models.registry import RAW_FOREST_FLOOR, make_detector
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score", "is_anomaly")
 #: The one feature of a series' windows.
 VALUE = "value"
+#: What scoring one series changes in every preset (see :func:`series_detector`).
+SERIES_PARAMS: dict[str, Any] = {
+    "significance": 0.0,
+    "min_relative_change": 0.0,
+    "gate_z": 0.0,
+    "inputs": "raw",
+}
 
 
 def series_detector(name: str, params: Mapping[str, Any] | None = None) -> WindowDetector:
     """The detector preset ``name`` (with ``params``) for one series' ``{"value": v}`` windows.
 
-    A preset that names the features its scorer sees (``columns``, e.g. ``rcf-kda``'s click
-    shares) scores ``value`` instead, unless ``params`` names columns itself. A series' value
-    counts nothing known, so the count-aware significance test (and the minimum effect that
-    goes with it) is off unless ``params`` sets it.
+    A series' value counts nothing known and is one entity, so :data:`SERIES_PARAMS` apply: no
+    count-aware significance test, minimum effect or gate (they need a count's or a share's noise
+    model), and the scorer sees the raw value (levels put a shard's entities on one scale; for a
+    single value a forest is blind to that affine map but not to the levels' clip). A forest
+    then flags above :data:`~models.registry.RAW_FOREST_FLOOR`. A preset that names the features
+    its scorer sees (``columns``, e.g. ``rcf-kda``'s click shares) scores ``value`` instead.
+    ``params`` override all of these.
 
-    >>> series_detector("rcf-kda").columns, series_detector("rcf-level").columns
-    (['value'], None)
-    >>> series_detector("rcf-level").significance
-    0.0
+    >>> det = series_detector("rcf-level")
+    >>> det.columns, det.inputs, det.gate_z, det.significance, det.threshold_params["floor"]
+    (None, 'raw', 0.0, 0.0, 0.35)
+    >>> series_detector("rcf-kda").columns
+    ['value']
+    >>> series_detector("rcf-level", {"threshold_params": {"z": 3.0}}).threshold_params["floor"]
+    0.35
     """
-    params = {"significance": 0.0, "min_relative_change": 0.0, **(params or {})}
-    detector = make_detector(name, params)
-    if detector.columns is None or "columns" in params:
-        return detector
-    return make_detector(name, {**params, "columns": [VALUE]})
+    params = dict(params or {})
+    preset = make_detector(name)
+    series: dict[str, Any] = dict(SERIES_PARAMS)
+    if preset.scorer == "rcf":
+        series["threshold_params"] = {"floor": RAW_FOREST_FLOOR}
+    if preset.columns is not None:
+        series["columns"] = [VALUE]
+    thresholds = {**series.get("threshold_params", {}), **params.get("threshold_params", {})}
+    merged = {**series, **params}
+    if thresholds:
+        merged["threshold_params"] = thresholds
+    return make_detector(name, merged)
 
 
 def read_series(path: Path) -> tuple[list[str], list[float]]:

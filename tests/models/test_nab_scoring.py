@@ -94,3 +94,60 @@ def test_evaluate_command_on_the_example(tmp_path, capsys):
     for profile, expected in EXPECTED.items():
         assert result[profile]["own_flags"] == pytest.approx(expected, abs=1e-3)
     assert "standard" in capsys.readouterr().out
+
+
+def _scored(folder, flagged_rows):
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text(
+        "timestamp,value,anomaly_score,is_anomaly\n"
+        + "".join(f"{t},1.0,{0.9 if i in flagged_rows else 0.1},{int(i in flagged_rows)}\n"
+                  for i, t in enumerate(TIMESTAMPS))
+    )
+
+
+def test_cross_validation_scores_a_choice_on_the_category_it_never_saw(tmp_path, capsys):
+    # GIVEN two categories with one file each, the example's window in both
+    data = tmp_path / "data"
+    for name in ("catA/a.csv", "catB/b.csv"):
+        (data / name).parent.mkdir(parents=True)
+        (data / name).write_text("timestamp,value\n" + "".join(f"{t},1.0\n" for t in TIMESTAMPS))
+    labels = tmp_path / "combined_windows.json"
+    labels.write_text(json.dumps({"catA/a.csv": WINDOWS, "catB/b.csv": WINDOWS}))
+    # AND candidate x that finds the window in catA only, y in catB only, z in both at its start
+    for candidate, rows in {"x": ({9}, set()), "y": (set(), {9}), "z": ({8}, {8})}.items():
+        _scored(tmp_path / candidate / "catA" / "a.csv", rows[0])
+        _scored(tmp_path / candidate / "catB" / "b.csv", rows[1])
+    out = tmp_path / "cv.json"
+    # WHEN evaluate cross-validates x and y
+    code = cli(["evaluate", "--data", str(data), "--labels", str(labels), "--scores",
+                str(tmp_path / "x"), str(tmp_path / "y"), "--json", str(out)])
+    # THEN each scores about half in-sample (one window found at row 9, one missed; null -2,
+    # perfect 2), but the choice made without a category misses it: 0
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["candidates"][str(tmp_path / "x")]["standard"]["own_flags"] == pytest.approx(
+        100 * (0.966988 - 1 + 2) / 4, abs=1e-3
+    )
+    standard = result["cross_validation"]["standard"]
+    assert standard["chosen"] == {"catA": str(tmp_path / "y"), "catB": str(tmp_path / "x")}
+    assert standard["own_flags"] == pytest.approx(0.0)
+    assert "leave one category out" in capsys.readouterr().out
+    # AND a candidate that is best on both is chosen every time and keeps its score
+    cli(["evaluate", "--data", str(data), "--labels", str(labels), "--scores",
+         str(tmp_path / "x"), str(tmp_path / "z"), str(tmp_path / "y"), "--json", str(out)])
+    standard = json.loads(out.read_text())["cross_validation"]["standard"]
+    assert set(standard["chosen"].values()) == {str(tmp_path / "z")}
+    assert standard["own_flags"] == pytest.approx(100.0)
+
+
+def test_cross_validation_needs_two_categories(tmp_path):
+    from localdev.nab_evaluation import cross_validate
+
+    data = tmp_path / "data" / "demo"
+    data.mkdir(parents=True)
+    (data / "a.csv").write_text("timestamp,value\n" + "".join(f"{t},1.0\n" for t in TIMESTAMPS))
+    _scored(tmp_path / "x" / "demo" / "a.csv", {9})
+    labels = tmp_path / "combined_windows.json"
+    labels.write_text(json.dumps({"demo/a.csv": WINDOWS}))
+    with pytest.raises(ValueError, match="two categories or more"):
+        cross_validate(tmp_path / "data", labels, [tmp_path / "x"])

@@ -1,8 +1,12 @@
 import csv
+import math
 
 import numpy as np
+import pytest
 
 from localdev.cli import main as cli
+from models.rcf import RandomCutForestScorer
+from models.registry import DEFAULT_DETECTOR, RAW_FOREST_FLOOR, make_detector
 from models.series import score_values, series_detector
 
 
@@ -45,3 +49,48 @@ def test_score_series_writes_same_layout_causally(tmp_path):
 def test_score_series_without_csv_files(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli(["score-series", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_default_detector_scores_a_series_as_the_forest_on_its_raw_values():
+    # GIVEN a series whose level jumps 500-fold (far past the levels' clip) and then spikes
+    rng = np.random.default_rng(3)
+    values = [float(v) for v in np.round(10 + rng.normal(0, 1, 200), 3)]
+    values += [float(v) for v in np.round(5000 + rng.normal(0, 100, 100), 1)]
+    values[260] = 50_000.0
+    # WHEN the default detector scores it as a series
+    detector = series_detector(DEFAULT_DETECTOR)
+    scores = [v.score for v in score_values(detector, values)]
+    # THEN every score is its forest's own on the raw value, scored before it is learned:
+    # no per-entity levels, no gate
+    params = make_detector(DEFAULT_DETECTOR).scorer_params
+    forest = RandomCutForestScorer(**params)
+    expected = []
+    for v in values:
+        expected.append(forest.score_one({"value": v}) / math.log2(forest.sample_size))
+        forest.learn_one({"value": v})
+    assert scores == pytest.approx(expected, abs=1e-12)
+    # AND the spike on the new level is flagged, at KDA's floor for raw forests
+    assert detector.threshold_params["floor"] == RAW_FOREST_FLOOR
+    assert [v.is_anomaly for v in score_values(series_detector(DEFAULT_DETECTOR), values)][260]
+
+
+def test_score_series_params_override_the_preset_and_a_bad_key_is_named(tmp_path, capsys):
+    # GIVEN a series with a spike
+    rng = np.random.default_rng(0)
+    values = [*np.round(50 + rng.normal(0, 1, 300), 3)]
+    values[250] = 500.0
+    _write(tmp_path / "in" / "s.csv", values)
+    # WHEN it is scored with a floor no score reaches
+    code = cli(["score-series", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                "--params", '{"threshold_params": {"floor": 1.0}}'])
+    # THEN nothing is flagged
+    assert code == 0
+    with open(tmp_path / "out" / "s.csv") as f:
+        assert {r["is_anomaly"] for r in csv.DictReader(f)} == {"0"}
+    # AND an unknown parameter fails before scoring, naming it
+    capsys.readouterr()
+    code = cli(["score-series", str(tmp_path / "in"), "--out", str(tmp_path / "bad"),
+                "--params", '{"numTrees": 5}'])
+    assert code == 2
+    assert "--params: numTrees: unknown key" in capsys.readouterr().out
+    assert not (tmp_path / "bad").exists()
