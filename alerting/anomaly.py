@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-ENTITY_TYPES = frozenset({"ad", "page", "campaign"})
+ENTITY_TYPES = frozenset({"ad", "page", "campaign", "site"})
 DIRECTIONS = frozenset({"HIGH", "LOW"})
 _UNIT_FIELDS = ("score", "grade", "confidence")
 _NUMBER_FIELDS = ("raw_score", "threshold")

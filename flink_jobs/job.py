@@ -55,6 +55,7 @@ from udfs.scoring_operator import (
     start_model_watch,
 )
 from udfs.shard import shard_key
+from udfs.site_operator import SITE_ALERT_ROW_TYPE, PageWindows, SiteAlerts, SiteKey
 
 logger = logging.getLogger(__name__)
 
@@ -320,6 +321,7 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     Submit it with ``execute()``: the table environment compiles the generated code with the
     class loader that sees the project's jar (``env.execute()`` would not).
     """
+    from pyflink.common import Types
     from pyflink.datastream.functions import KeySelector
     from pyflink.table import Schema
 
@@ -362,6 +364,16 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     for name, sql_type in scored_sql_columns():
         schema.column(name, sql_type)
     t_env.create_temporary_view("scored", t_env.from_data_stream(scored, schema.build()))
+    # The site's own alert (models.site): every page window of every shard, one detector.
+    site_alerts = (
+        scored.filter(PageWindows())
+        .key_by(SiteKey(), key_type=Types.STRING())
+        .process(SiteAlerts(WINDOW_MS), output_type=SITE_ALERT_ROW_TYPE)
+        .name("site-alerts")
+        .uid("site-alerts")
+    )
+    record_only = Schema.new_builder().column("record", "STRING").build()
+    t_env.create_temporary_view("site_alerts", t_env.from_data_stream(site_alerts, record_only))
 
     t_env.execute_sql(sink_ddl("dead_letters", DEAD_LETTER_COLUMNS, tables.dead_letters))
     t_env.execute_sql(sink_ddl("anomalies", [("record", "STRING")], tables.anomalies))
@@ -370,7 +382,10 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     )
     statements = t_env.create_statement_set()
     statements.add_insert_sql(f"INSERT INTO dead_letters {dead_letter_select_sql('classified')}")
-    statements.add_insert_sql("INSERT INTO anomalies SELECT record FROM scored WHERE is_anomaly")
+    statements.add_insert_sql(
+        "INSERT INTO anomalies SELECT record FROM scored WHERE is_anomaly"
+        " UNION ALL SELECT record FROM site_alerts"
+    )
     statements.add_insert_sql("INSERT INTO scored_windows SELECT * FROM scored")
     side_outputs = (
         (EVICTIONS, EVICTION_COLUMNS, "entity_evictions", tables.entity_evictions),

@@ -6,7 +6,9 @@ counted in its page window or dead-lettered with a reason.
 A labelled anomaly is *detected* when at least one flagged window of one of its entities
 overlaps its time span (:func:`localdev.truth.overlaps`). Flagged windows that match no labelled
 anomaly are false alerts; flagged windows of the drift control's entities are control alerts,
-and those a benign event covers benign alerts (both also false alerts).
+and those a benign event covers benign alerts (both also false alerts). The site's own alerts
+(:mod:`models.site`) are expected once per site-wide label (a site spike): the first under each
+is a true alert, any other a false one.
 
 >>> truth = {"anomalies": [{"kind": "k", "entities": [{"entity_type": "ad", "entity_id": "a"}],
 ...          "start_ms": 0, "end_ms": 20000, "expect_alert": True}]}
@@ -23,18 +25,39 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from localdev.truth import benign_events, covers, expected_alerts, label_entities, overlaps
+from localdev.truth import (
+    benign_events,
+    covers,
+    expected_alerts,
+    label_entities,
+    overlaps,
+    site_wide,
+)
 
 
-def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, Any]) -> dict:
-    """Detection of the labelled anomalies by the flagged windows.
+def detection_summary(
+    windows: Iterable[Mapping[str, Any]],
+    truth: Mapping[str, Any],
+    site_alerts: Iterable[Mapping[str, Any]] = (),
+) -> dict:
+    """Detection of the labelled anomalies by the flagged windows and the site's alerts.
 
     Per kind: ``detected``, ``flagged_windows``, ``labelled_windows`` (the kind's entity
     windows in its span), ``recall`` (their flagged share) and ``first_alert_delay_s``.
     ``benign_alerts``: per benign event (:func:`localdev.truth.benign_events`), the false alerts
     it covers (:func:`localdev.truth.covers`); they count in ``false_alerts`` too.
+    ``site_alerts``: the site's alert records; ``site_events_alerted`` counts the site-wide
+    labels with one, out of ``site_events``.
     """
     windows = list(windows)
+    site_alerts = sorted(site_alerts, key=lambda a: a["window_end_ms"])
+    site_events = [a for a in truth.get("anomalies", []) if site_wide(a)]
+    expected_site = {
+        id(next(a for a in site_alerts if overlaps(a["window_end_ms"], label)))
+        for label in site_events
+        if any(overlaps(a["window_end_ms"], label) for a in site_alerts)
+    }
+    false_site = [a for a in site_alerts if id(a) not in expected_site]
     expected = expected_alerts(truth)
     controls = [
         a for a in truth.get("anomalies", []) if not a["expect_alert"] and not a.get("benign")
@@ -62,17 +85,23 @@ def detection_summary(windows: Iterable[Mapping[str, Any]], truth: Mapping[str, 
             "first_alert_delay_s": (first - label["start_ms"]) / 1000 if first else None,
         }
     control_entities = set().union(*(label_entities(c) for c in controls)) if controls else set()
-    false_flags = [w for w in flagged if id(w) not in matched]
+    false_flags = [w for w in flagged if id(w) not in matched] + false_site
+    alerts = len(flagged) + len(site_alerts)
     return {
         "labelled_anomalies": len(expected),
         "labelled_detected": sum(k["detected"] for k in by_kind.values()),
         "false_alerts": len(false_flags),
+        "site_alerts": len(site_alerts),
+        "site_events": len(site_events),
+        "site_events_alerted": len(expected_site),
         "control_alerts": sum(1 for w in flagged if key(w) in control_entities),
         "benign_alerts": {
             b["kind"]: sum(covers(b, key(w), w["window_end_ms"]) for w in false_flags)
             for b in benign_events(truth)
         },
-        "alert_precision": round(len(matched) / len(flagged), 3) if flagged else None,
+        "alert_precision": (
+            round((len(matched) + len(expected_site)) / alerts, 3) if alerts else None
+        ),
         "by_kind": by_kind,
     }
 
@@ -84,8 +113,12 @@ def run_summary(
     truth: Mapping[str, Any] | None,
     evictions: Iterable[Mapping[str, Any]] = (),
     model_events: Iterable[Mapping[str, Any]] = (),
+    site_alerts: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``run-summary.json`` document of a finished run.
+
+    ``site_alerts`` are the site's own alert records (``anomalies/`` records of the entity
+    ``site/all``); ``anomalies`` counts the flagged entity windows.
 
     ``evictions`` are the entities the job dropped to stay within ``scoring.max_entities``;
     ``model_events`` the published model versions it loaded or rejected (``scoring.model_uri``),
@@ -96,7 +129,7 @@ def run_summary(
     >>> s["events_in"], s["events_windowed"], s["dead_letters"], s["reconciled"]
     (3, 2, {'late': 1}, True)
     """
-    windows = list(windows)
+    windows, site_alerts = list(windows), list(site_alerts)
     reasons = Counter(d["reason"] for d in dead_letters)
     windowed = int(sum(w["events"] for w in windows if w["entity_type"] == "page"))
     summary: dict[str, Any] = {
@@ -117,5 +150,7 @@ def run_summary(
             for kind in ("loaded", "rejected")
         }
     if truth is not None:
-        summary.update(detection_summary(windows, truth))
+        summary.update(detection_summary(windows, truth, site_alerts))
+    else:
+        summary["site_alerts"] = len(site_alerts)
     return summary

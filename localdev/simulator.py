@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from flink_jobs.features import WINDOW_MS
+from models.site import SITE_ENTITY
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +48,9 @@ REFERRERS = ("https://www.google.com/", "https://news.example/", "", "https://so
 WARMUP_FRACTION = 0.3
 MS = 1000
 #: The benign events: real changes of a live site that must not page anyone. A site-wide spike
-#: is labelled with the pseudo-entity ``site`` (:data:`SITE`): it covers every entity.
+#: is labelled with the pseudo-entity ``site/all`` (:data:`models.site.SITE_ENTITY`): it covers
+#: every entity, and the site's own alert is expected once for it.
 BENIGN_KINDS = ("entity_appears", "entity_retires", "campaign_launch", "site_spike")
-SITE = ("site", "all")
 #: The site-wide spike: organic traffic this many times its usual rate, for this long.
 SPIKE_FACTOR, SPIKE_MS = 2.5, 90 * MS
 #: Share of impressions a launched campaign's ads take from the others, and how many ads it has.
@@ -232,7 +233,7 @@ def _benign(cfg: SimulationConfig, world: _World, rng: random.Random) -> list[_A
         _Anomaly("campaign_launch",
                  (("campaign", campaign), *(("ad", ad) for ad in world.launch_ads)),
                  at(cfg.end_ms - quarter), cfg.end_ms, False, True),
-        _Anomaly("site_spike", (SITE,), spike, spike + SPIKE_MS, False, True),
+        _Anomaly("site_spike", (SITE_ENTITY,), spike, spike + SPIKE_MS, False, True),
     ]
 
 

@@ -22,12 +22,13 @@ from flink_jobs.features import WINDOW_MS
 from localdev.nab_evaluation import evaluate
 from localdev.reference_windows import reference_windows
 from localdev.simulator import SimulationConfig, simulate
-from localdev.truth import covers, expected_alerts, label_entities, overlaps
+from localdev.truth import covers, expected_alerts, label_entities, overlaps, site_wide
 from models.detector import score_batches
 from models.features import FEATURE_NAMES
 from models.nab import PROFILES, best_threshold, label_series, normalise, null_score, perfect_score
 from models.registry import DETECTOR_NAMES, make_detector
 from models.series import read_series, score_file, series_detector
+from models.site import SITE_ENTITY, SITE_PARTS, SiteDetector, page_traffic
 from udfs.shard import ShardState, ShardWindows, WindowRow, shard_key
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,14 @@ def simulator_detection(
     summary); ``flags`` counts the flagged windows matched to it, and ``false_flags`` the flags
     matching no anomaly. For the labels that should raise nothing (the ``slow_drift`` control
     and the benign events), ``false_flags`` counts the false flags they cover
-    (:func:`localdev.truth.covers`).
+    (:func:`localdev.truth.covers`). The site's own alerts (:class:`models.site.SiteDetector` over
+    the pages' windows, as the job's site operator) are flags of ``site/all``: the first under
+    each site-wide label matches it (``site``: ``alerts``, ``site_events``,
+    ``site_events_alerted``), any other is false.
     """
     windows, truth = simulated_windows(seed, minutes)
     flags: list[tuple[str, str, int]] = []
+    page_traffic_by_end: dict[int, dict[str, float]] = defaultdict(dict)
     for entity_type, ends in windows.items():
         shard_windows: dict[str, tuple[ShardWindows, ShardState]] = {}
         for end in sorted(ends):
@@ -177,8 +182,25 @@ def simulator_detection(
                 for record in closer.close_due(shard, end, final=False):
                     if record["is_anomaly"]:
                         flags.append((entity_type, record["entity_id"], record["window_end_ms"]))
+                    if entity_type == SITE_PARTS:
+                        by_page = page_traffic_by_end[record["window_end_ms"]]
+                        by_page[record["entity_id"]] = page_traffic(record["features"])
+    site = SiteDetector()
+    site_alerts = [
+        (*SITE_ENTITY, end)
+        for end in sorted(page_traffic_by_end)
+        if site.process(page_traffic_by_end[end]).is_anomaly
+    ]
+    flags += site_alerts
     out: dict[str, dict[str, float]] = {}
-    matched: set[tuple[str, str, int]] = set()
+    site_wide_labels = [label for label in truth["anomalies"] if site_wide(label)]
+    matched: set[tuple[str, str, int]] = {
+        next(a for a in site_alerts if overlaps(a[2], label))
+        for label in site_wide_labels
+        if any(overlaps(a[2], label) for a in site_alerts)
+    }
+    out["site"] = {"alerts": float(len(site_alerts)), "site_events": float(len(site_wide_labels)),
+                   "site_events_alerted": float(len(matched))}
     for label in expected_alerts(truth):
         members = label_entities(label)
         hits = [f for f in flags if (f[0], f[1]) in members and overlaps(f[2], label)]

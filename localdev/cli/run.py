@@ -15,6 +15,7 @@ from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, lo
 from localdev.part_files import read_records
 from localdev.run_summary import run_summary
 from localdev.simulator import SimulationConfig, simulate, write_simulation
+from models.site import SITE_ENTITY
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +147,10 @@ def run_job(config: Config, outputs: LocalOutputs, events_file: Path, truth: dic
         truth,
         read_records(outputs.entity_evictions),
         read_records(outputs.model_events),
+        site_alerts=[
+            r for r in read_records(outputs.anomalies)
+            if (r["entity_type"], r["entity_id"]) == SITE_ENTITY
+        ],
     )
     summary["job_seconds"] = round(elapsed, 1)
     (outputs.root / "run-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -161,7 +166,8 @@ def _print_summary(s: dict, outputs: LocalOutputs) -> None:
     ok = "yes" if s["reconciled"] else "NO — events were lost"
     print(f"  reconciled       {ok:>9}  (in = windowed + dead letters)")
     print(f"  windows scored   {s['windows_scored']:>9}  {s['windows_by_entity_type']}")
-    print(f"  anomalies        {s['anomalies']:>9}")
+    print(f"  anomalies        {s['anomalies']:>9}  (entity windows; the site's own alerts:"
+          f" {s['site_alerts']})")
     evicted = sum(s["entity_evictions"].values())
     print(f"  entities evicted {evicted:>9}  {s['entity_evictions'] or ''} (scoring.max_entities)")
     if "model_events" in s:
@@ -177,6 +183,9 @@ def _print_summary(s: dict, outputs: LocalOutputs) -> None:
             delay = "" if first is None else f", first after {first:g} s"
             print(f"    {kind:<12} {mark}: {k['flagged_windows']}/{k['labelled_windows']} windows"
                   f"{delay}")
+        if s["site_events"]:
+            print(f"  site-wide events {s['site_events_alerted']}/{s['site_events']} alerted"
+                  " by the site's own alert")
         if s["benign_alerts"]:
             print(f"  benign events    {sum(s['benign_alerts'].values()):>9} false alerts"
                   f"  {s['benign_alerts']}")

@@ -177,3 +177,17 @@ def test_body_names_only_the_material_moves_and_their_significance():
     assert "Significance: p = 1.2e-06 (chance of a move this large at this volume" in body
     movements = [line for line in body.splitlines() if line.startswith("  - ")]
     assert movements == ["  - ctr LOW: 0 vs expected 0.0238 (0.0x normal), strength 1.00"]
+
+
+def test_the_sites_own_alert_reads_as_the_site():
+    # GIVEN the site's alert for a site-wide spike, as `clicksentry run` wrote it (seed 7)
+    record = load("anomaly-site-events-high.json")
+
+    # WHEN its alert is built
+    message = alert_for(record)
+
+    # THEN it names the site and the pages' events against their usual
+    lines = message.body.splitlines()
+    assert lines[0] == "CRITICAL: events high on site all"
+    assert lines[4] == "Where: site all"
+    assert lines[7] == "  - events HIGH: 7.93e+03 vs expected 3.44e+03 (2.3x normal), strength 1.00"

@@ -28,6 +28,7 @@ from localdev import producer, stack
 from localdev.flink_cluster import TERMINAL_STATES, Application, FlinkCluster
 from localdev.part_files import s3_records
 from localdev.simulator import Simulation, SimulationConfig, simulate
+from models.site import SITE_ENTITY
 from udfs.operator_metrics import METRIC_GROUP
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,16 @@ class Outputs:
 
     @property
     def anomaly_ids(self) -> set[str]:
-        """Distinct ``anomaly_id`` on the anomalies stream."""
+        """Distinct ``anomaly_id`` on the anomalies stream (the site's own alerts too)."""
         return {record["anomaly_id"] for _, record in self.anomalies}
+
+    @property
+    def entity_anomaly_ids(self) -> set[str]:
+        """Distinct ``anomaly_id`` of entity windows on the anomalies stream (not the site's)."""
+        return {
+            record["anomaly_id"] for _, record in self.anomalies
+            if (record["entity_type"], record["entity_id"]) != SITE_ENTITY
+        }
 
     def inexact_duplicates(self) -> list[str]:
         """Anomaly ids that appear more than once with records that differ."""
@@ -242,7 +251,7 @@ class Outputs:
         return (
             self.records_out == produced
             and self.windowed + len(self.distinct_dead_letters) == produced - flushes
-            and len(self.anomaly_ids) == self.flagged
+            and len(self.entity_anomaly_ids) == self.flagged
         )
 
     def __repr__(self) -> str:

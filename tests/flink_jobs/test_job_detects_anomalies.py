@@ -4,8 +4,8 @@ GIVEN a seeded 10-minute simulated click stream with a click flood, a broken ad,
 a bot crawl, a slow drift (the control), malformed lines of every kind and late events;
 WHEN the job runs at parallelism 2 with the default detector;
 THEN each injected anomaly is flagged in its windows, at least 80 % of the alerts are right, the
-drift raises nothing, every malformed or late line is dead-lettered with the reason the simulator
-recorded, and the counts reconcile.
+drift raises nothing, the site-wide spike raises one alert for the site, every malformed or late
+line is dead-lettered with the reason the simulator recorded, and the counts reconcile.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from embedded_job import run_embedded
 from localdev.cli import train
 from localdev.run_summary import run_summary
 from localdev.simulator import SimulationConfig, simulate, write_simulation
+from localdev.truth import overlaps
 from models import artifacts
 from models.features import FEATURE_NAMES
+from models.site import SITE_ENTITY
 from models.supervised_forest import SupervisedForestScorer
 
 pytestmark = pytest.mark.flink
@@ -38,13 +40,16 @@ def run(tmp_path_factory):
     dead, windows, anomalies = (
         outputs[name] for name in ("dead_letters", "scored_windows", "anomalies")
     )
+    site = [a for a in anomalies if (a["entity_type"], a["entity_id"]) == SITE_ENTITY]
     return {
         "root": root,
         "simulation": simulation,
         "dead": dead,
         "windows": windows,
         "anomalies": anomalies,
-        "summary": run_summary(len(simulation.lines), dead, windows, simulation.truth),
+        "site_alerts": site,
+        "summary": run_summary(len(simulation.lines), dead, windows, simulation.truth,
+                               site_alerts=site),
     }
 
 
@@ -74,14 +79,29 @@ def test_counts_reconcile(run):
     assert s["events_in"] == s["events_windowed"] + s["dead_letters_total"]
 
 
-def test_the_anomaly_sink_holds_exactly_the_flagged_windows(run):
+def test_the_anomaly_sink_holds_exactly_the_flagged_windows_and_the_site_alerts(run):
     flagged = {
         (w["entity_type"], w["entity_id"], w["window_end_ms"])
         for w in run["windows"] if w["is_anomaly"]
     }
-    sunk = {(a["entity_type"], a["entity_id"], a["window_end_ms"]) for a in run["anomalies"]}
-    assert sunk == flagged and len(run["anomalies"]) == len(flagged)
+    entities = [a for a in run["anomalies"] if a not in run["site_alerts"]]
+    sunk = {(a["entity_type"], a["entity_id"], a["window_end_ms"]) for a in entities}
+    assert sunk == flagged and len(entities) == len(flagged)
     assert all(a["explanation"] and a["kind"] for a in run["anomalies"])
+
+
+def test_the_site_wide_spike_raises_one_alert_for_the_site(run):
+    # GIVEN the stream's site-wide spike (organic traffic x2.5 for 90 s, a benign event)
+    [spike] = [a for a in run["simulation"].truth["anomalies"] if a["kind"] == "site_spike"]
+    # THEN one anomaly record names the site, in the spike, its events HIGH against the pages'
+    [alert] = run["site_alerts"]
+    assert overlaps(alert["window_end_ms"], spike)
+    assert alert["kind"] == "events_high" and alert["is_anomaly"]
+    events = alert["explanation"]["events"]
+    assert events["DIRECTION"] == "HIGH" and events["value"] > 1.3 * events["expected"]
+    # AND the run summary counts it as the site-wide event's alert, not a false one
+    summary = run["summary"]
+    assert (summary["site_alerts"], summary["site_events_alerted"]) == (1, 1)
 
 
 def test_the_supervised_forest_trains_from_the_archive_and_the_ground_truth(run, tmp_path):

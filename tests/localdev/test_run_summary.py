@@ -70,3 +70,21 @@ def test_false_alerts_under_a_benign_event_are_counted_for_it():
     # THEN each benign event counts the false alerts it covers; all of them are false alerts
     assert s["benign_alerts"] == {"site_spike": 2, "campaign_launch": 1}
     assert (s["false_alerts"], s["control_alerts"], s["alert_precision"]) == (4, 0, 0.2)
+
+
+def test_the_sites_first_alert_under_a_site_wide_event_is_expected_and_others_are_false():
+    # GIVEN a site-wide spike
+    spike = {"kind": "site_spike", "entities": [{"entity_type": "site", "entity_id": "all"}],
+             "start_ms": T0 + 100_000, "end_ms": T0 + 130_000, "expect_alert": False,
+             "benign": True}
+    labels = {"anomalies": [*LABELS["anomalies"], spike]}
+    # WHEN the site is alerted twice in it and once long after, and the flood once
+    site = [{**window("site", "all", end_s, True), "anomaly_id": f"site/all/{end_s}"}
+            for end_s in (110, 120, 250)]
+    s = detection_summary([window("ad", "ad-1", 70, True)], labels, site)
+    # THEN the spike's first site alert is right; the other two are false alerts, one under it
+    assert (s["site_alerts"], s["site_events"], s["site_events_alerted"]) == (3, 1, 1)
+    assert s["false_alerts"] == 2 and s["benign_alerts"] == {"site_spike": 1}
+    assert s["alert_precision"] == 0.5
+    # AND without site alerts the site-wide event is not alerted
+    assert detection_summary([], labels)["site_events_alerted"] == 0
