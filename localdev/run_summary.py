@@ -31,6 +31,7 @@ from localdev.truth import (
     expected_alerts,
     label_entities,
     overlaps,
+    site_event_alerts,
     site_wide,
 )
 
@@ -50,14 +51,10 @@ def detection_summary(
     labels with one, out of ``site_events``.
     """
     windows = list(windows)
-    site_alerts = sorted(site_alerts, key=lambda a: a["window_end_ms"])
+    site_alerts = list(site_alerts)
     site_events = [a for a in truth.get("anomalies", []) if site_wide(a)]
-    expected_site = {
-        id(next(a for a in site_alerts if overlaps(a["window_end_ms"], label)))
-        for label in site_events
-        if any(overlaps(a["window_end_ms"], label) for a in site_alerts)
-    }
-    false_site = [a for a in site_alerts if id(a) not in expected_site]
+    expected_site = site_event_alerts(truth, (a["window_end_ms"] for a in site_alerts))
+    false_site = [a for a in site_alerts if a["window_end_ms"] not in expected_site]
     expected = expected_alerts(truth)
     controls = [
         a for a in truth.get("anomalies", []) if not a["expect_alert"] and not a.get("benign")

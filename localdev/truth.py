@@ -15,7 +15,7 @@ effect).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flink_jobs.features import WINDOW_MS
@@ -54,6 +54,26 @@ def covers(label: Mapping[str, Any], entity: tuple[str, str], window_end_ms: int
     return (site_wide(label) or entity in label_entities(label)) and overlaps(
         window_end_ms, label
     )
+
+
+def site_event_alerts(truth: Mapping[str, Any], alert_ends_ms: Iterable[int]) -> set[int]:
+    """The site alerts a site-wide label expects: per label, the first alert in its span.
+
+    ``alert_ends_ms`` are the window ends of the site's own alerts (:mod:`models.site`); the
+    ends returned are the right ones, any other site alert is false.
+
+    >>> spike = {"entities": [{"entity_type": "site", "entity_id": "all"}],
+    ...          "start_ms": 0, "end_ms": 20000}
+    >>> sorted(site_event_alerts({"anomalies": [spike]}, [30_000, 10_000, 90_000]))
+    [10000]
+    """
+    ends = sorted(alert_ends_ms)
+    firsts = (
+        next((end for end in ends if overlaps(end, label)), None)
+        for label in truth.get("anomalies", [])
+        if site_wide(label)
+    )
+    return {end for end in firsts if end is not None}
 
 
 def benign_events(truth: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -22,7 +22,14 @@ from flink_jobs.features import WINDOW_MS
 from localdev.nab_evaluation import evaluate
 from localdev.reference_windows import reference_windows
 from localdev.simulator import SimulationConfig, simulate
-from localdev.truth import covers, expected_alerts, label_entities, overlaps, site_wide
+from localdev.truth import (
+    covers,
+    expected_alerts,
+    label_entities,
+    overlaps,
+    site_event_alerts,
+    site_wide,
+)
 from models.detector import score_batches
 from models.features import FEATURE_NAMES
 from models.nab import PROFILES, best_threshold, label_series, normalise, null_score, perfect_score
@@ -193,13 +200,9 @@ def simulator_detection(
     ]
     flags += site_alerts
     out: dict[str, dict[str, float]] = {}
-    site_wide_labels = [label for label in truth["anomalies"] if site_wide(label)]
-    matched: set[tuple[str, str, int]] = {
-        next(a for a in site_alerts if overlaps(a[2], label))
-        for label in site_wide_labels
-        if any(overlaps(a[2], label) for a in site_alerts)
-    }
-    out["site"] = {"alerts": float(len(site_alerts)), "site_events": float(len(site_wide_labels)),
+    site_events = sum(site_wide(label) for label in truth["anomalies"])
+    matched = {(*SITE_ENTITY, end) for end in site_event_alerts(truth, (a[2] for a in site_alerts))}
+    out["site"] = {"alerts": float(len(site_alerts)), "site_events": float(site_events),
                    "site_events_alerted": float(len(matched))}
     for label in expected_alerts(truth):
         members = label_entities(label)
