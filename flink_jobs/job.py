@@ -382,10 +382,7 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     )
     statements = t_env.create_statement_set()
     statements.add_insert_sql(f"INSERT INTO dead_letters {dead_letter_select_sql('classified')}")
-    statements.add_insert_sql(
-        "INSERT INTO anomalies SELECT record FROM scored WHERE is_anomaly"
-        " UNION ALL SELECT record FROM site_alerts"
-    )
+    statements.add_insert_sql("INSERT INTO anomalies SELECT record FROM scored WHERE is_anomaly")
     statements.add_insert_sql("INSERT INTO scored_windows SELECT * FROM scored")
     side_outputs = (
         (EVICTIONS, EVICTION_COLUMNS, "entity_evictions", tables.entity_evictions),
@@ -413,4 +410,7 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
             f"INSERT INTO raw_events SELECT {columns}, DATE_FORMAT(ts, 'yyyy-MM-dd'), "
             "DATE_FORMAT(ts, 'HH') FROM valid_events"
         )
+    # Last, so the plan's earlier operators keep the uids a snapshot of the job without it has
+    # (table.exec.uid.generation derives them from the plan's order).
+    statements.add_insert_sql("INSERT INTO anomalies SELECT record FROM site_alerts")
     return statements
