@@ -14,6 +14,7 @@ Keyed state, versioned bytes: ``detector`` (the :class:`~models.site.SiteDetecto
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,8 @@ from models.detector import Verdict
 from models.features import FEATURE_NAMES
 from models.site import SITE_ENTITY, SITE_PARTS, SiteDetector, SiteVerdict, page_traffic
 from udfs.scored_window import build_record
+
+logger = logging.getLogger(__name__)
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 #: The one key of the site's operator.
@@ -145,6 +148,9 @@ class SiteAlerts(KeyedProcessFunction):
         self.detector_state.update(detector.to_bytes())
         if verdict.is_anomaly:
             record = site_record(end, self.window_ms, verdict, detector.min_relative_change)
+            logger.info("site alert %s %s %.2f (%d of %d pages)", record["anomaly_id"],
+                        verdict.direction, verdict.relative_change, verdict.pages_moved,
+                        verdict.pages_voting)
             yield Row(json.dumps(record, separators=(",", ":")))
 
     def _detector(self) -> SiteDetector:

@@ -43,8 +43,9 @@ def main(args: argparse.Namespace) -> int:
                 f"{name:<20} {r['own_flags']:>10.2f} {r['best_threshold']:>10.2f}"
                 f" {r['threshold']:>10.4f}"
             )
-    report: dict = results[str(args.scores[0])] if len(args.scores) == 1 else results
-    if len(args.scores) > 1:
+    if len(args.scores) == 1:
+        report: dict = results[str(args.scores[0])]
+    else:
         validated = cross_validate(args.data, args.labels, args.scores)
         print("leave one category out, own flags (the candidate chosen without each category)")
         for name, r in validated.items():
