@@ -59,11 +59,32 @@ def common_ratio(
     if quorum <= 0 or min_relative_change <= 0 or not counts.any():
         return 1.0
     observed, usual = raw[:, counts].sum(axis=1), expected[:, counts].sum(axis=1)
-    voters = eligible & (usual >= 1.0 / min_relative_change**2)
+    voters, ratio, up, down = votes(observed, usual, eligible, min_relative_change)
     if voters.sum() < 2:
         return 1.0
-    ratio = observed[voters] / usual[voters]
-    up, down = ratio >= 1 + min_relative_change, ratio <= 1 - min_relative_change
     if max(up.mean(), down.mean()) < quorum:
         return 1.0
     return float(np.median(ratio))
+
+
+def votes(
+    observed: np.ndarray, usual: np.ndarray, eligible: np.ndarray, min_relative_change: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which entities vote on a common move, and which way each moved.
+
+    An entity votes when it is ``eligible`` and expects enough traffic (``usual`` at least
+    ``1 / min_relative_change²``); it moved up (down) when its ``observed / usual`` traffic is
+    at least ``1 + min_relative_change`` (at most ``1 - min_relative_change``).
+
+    Returns:
+        ``(voters, ratio, up, down)``: ``voters`` masks the rows; ``ratio``, ``up`` and ``down``
+        are the voters' observed / usual traffic and which way it moved.
+
+    >>> voters, ratio, up, down = votes(np.array([26.0, 5.0, 8.0]), np.array([20.0, 4.0, 20.0]),
+    ...                                 np.ones(3, bool), 0.3)
+    >>> voters.tolist(), ratio.tolist(), up.tolist(), down.tolist()
+    ([True, False, True], [1.3, 0.4], [True, False], [False, True])
+    """
+    voters = eligible & (usual >= 1.0 / min_relative_change**2)
+    ratio = observed[voters] / usual[voters]
+    return voters, ratio, ratio >= 1 + min_relative_change, ratio <= 1 - min_relative_change

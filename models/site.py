@@ -10,7 +10,8 @@ A window end is a **site move** when
 
 * at least ``quorum`` of the pages with enough history and traffic (``1 / min_relative_change²``
   expected events, where counting noise is below the change that matters) moved their events
-  the same way by ``min_relative_change`` (the rule of :func:`models.common_mode.common_ratio`);
+  the same way by ``min_relative_change`` (the common move's rule,
+  :func:`models.common_mode.votes`);
 * the voting pages' total moved by ``min_relative_change`` too;
 * and that many pages moving that way is unlikely by chance: the binomial tail of the pages
   that moved, each moving with the probability learned from the site's ordinary windows (the
@@ -48,6 +49,7 @@ import numpy as np
 from scipy import special
 
 from models.base import Stateful
+from models.common_mode import votes
 from models.params import in_range, integer
 
 #: The pseudo-entity of the site's own alert.
@@ -185,14 +187,13 @@ class SiteDetector(Stateful):
         known = [self.pages_.get(n) for n in names]
         expected = np.array([k[0] if k else 0.0 for k in known])
         warm = np.array([bool(k) and k[1] >= self.warmup for k in known])
-        voters = warm & (expected >= 1.0 / self.min_relative_change**2)
+        m = self.min_relative_change
+        voters, _, ups, downs = votes(observed, expected, warm, m)
         total, usual = float(observed[voters].sum()), float(expected[voters].sum())
         n = int(voters.sum())
         if n == 0:
             return SiteVerdict(False, None, total, usual, 0, 0, 1.0), None
-        m = self.min_relative_change
-        ratio = observed[voters] / expected[voters]
-        moved_up, moved_down = int((ratio >= 1 + m).sum()), int((ratio <= 1 - m).sum())
+        moved_up, moved_down = int(ups.sum()), int(downs.sum())
         up = total >= usual
         moved = moved_up if up else moved_down
         chance = self.moving_share_[0 if up else 1]
