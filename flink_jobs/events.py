@@ -29,6 +29,8 @@ JAVA_FUNCTIONS = {
     "event_time_of": "io.clicksentry.flink.EventTimeOf",
     "rowtime_of": "io.clicksentry.flink.RowtimeOf",
     "count_dead_letter": "io.clicksentry.flink.CountDeadLetter",
+    "window_stats": "io.clicksentry.flink.WindowStats",
+    "is_bot_agent": "io.clicksentry.flink.IsBotAgent",
 }
 #: Longest payload parsed, in characters; a longer one is ``payload_too_large`` (JsonLimits.java).
 MAX_PAYLOAD_CHARS = 65_536
@@ -43,8 +45,10 @@ MAX_TEXT_CHARS = 4096
 ENTITY_ID_FIELDS = ("page", "campaign", "ad_id")
 #: Java regular expression (REGEXP) for the characters an entity id must not hold.
 FORBIDDEN_ID_CHARS = r"[\u0000-\u001f\u007f-\u009f\ufffd]"
-#: User agents matching this (case-insensitive) count as bot-like.
-BOT_AGENT_PATTERN = "bot|crawl|spider|slurp|headless|python-requests|curl/|wget|scrapy"
+#: User agents containing one of these (case-insensitive) count as bot-like.
+BOT_AGENT_WORDS = (
+    "bot", "crawl", "spider", "slurp", "headless", "python-requests", "curl/", "wget", "scrapy",
+)
 
 
 @dataclass(frozen=True)
@@ -249,8 +253,23 @@ def reason_sql(rowtime: str = "ts", column: str = "payload") -> str:
 
 
 def is_bot_sql(column: str = "user_agent") -> str:
-    """SQL that is 1 for a bot-like user agent, else 0."""
-    return (
-        f"CASE WHEN REGEXP(LOWER(COALESCE({column}, '')), {sql_string(BOT_AGENT_PATTERN)})"
-        " THEN 1 ELSE 0 END"
-    )
+    """SQL that is 1 for a bot-like user agent (one of :data:`BOT_AGENT_WORDS`), else 0.
+
+    ``is_bot_agent`` (``deploy/src/.../IsBotAgent.java``) looks for the words as plain
+    substrings: a regular expression of them cost a quarter of the thread that classifies
+    every event.
+
+    >>> is_bot_sql()
+    "is_bot_agent(user_agent, 'bot|crawl|spider|slurp|headless|python-requests|curl/|wget|scrapy')"
+    """
+    return f"is_bot_agent({column}, {sql_string('|'.join(BOT_AGENT_WORDS))})"
+
+
+def is_bot_agent(user_agent: str | None) -> int:
+    """1 for a bot-like user agent, else 0: what :func:`is_bot_sql` computes in the job.
+
+    >>> is_bot_agent("Mozilla/5.0 (compatible; Googlebot/2.1)"), is_bot_agent(None)
+    (1, 0)
+    """
+    lower = (user_agent or "").lower()
+    return int(any(word in lower for word in BOT_AGENT_WORDS))

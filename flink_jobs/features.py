@@ -2,7 +2,8 @@
 
 Every valid event counts towards the window of its page, and of its ad and campaign when it
 names them (:data:`ENTITY_KEYS`). All counting runs in Flink SQL (10-second event-time tumbling
-windows); Python only sees one row per entity window. :func:`window_features` computes the same
+windows, one aggregate of the project's jar counting everything in one pass); Python only sees
+one row per entity window. :func:`window_features` computes the same
 numbers in plain Python: tests hold the SQL to it. The feature names live with the models that
 read them (:data:`models.features.FEATURE_NAMES`).
 
@@ -29,6 +30,11 @@ WINDOW_SECONDS = 10
 WINDOW_MS = WINDOW_SECONDS * 1000
 #: Entity type → the event field that names the entity (an event without it has none).
 ENTITY_KEYS = {"page": "page", "ad": "ad_id", "campaign": "campaign"}
+#: Columns of ``window_counts_sql``: what ``window_stats`` returns (WindowStats.java).
+WINDOW_COUNTS = (
+    "events", "impressions", "clicks", "page_views", "add_to_carts", "purchases",
+    "unique_users", "unique_sessions", "unique_ips", "top_ip_events", "bot_events",
+)
 _ACTION_COUNTS = {
     "impressions": "impression",
     "clicks": "click",
@@ -81,58 +87,43 @@ def _tumble(view: str, rowtime: str) -> str:
 
 
 def window_counts_sql(entity_events_view: str) -> str:
-    """SQL: one row per entity window with the additive counts and distinct counts."""
-    counts = ", ".join(
-        f"COUNT(*) FILTER (WHERE action = '{action}') AS {name}"
-        for name, action in _ACTION_COUNTS.items()
-    )
+    """SQL: one row per entity window with every count, from one aggregate.
+
+    ``window_stats`` (``deploy/src/.../WindowStats.java``) counts each action, the distinct
+    users, sessions and IPs, the busiest IP's events and the bot events in one pass: one window
+    aggregation per event and entity instead of a count, a per-IP count cascaded into its
+    maximum, and a join of the two.
+
+    >>> print(window_counts_sql("v").split(" FROM ")[0])
+    SELECT window_start, window_end, entity_type, entity_id, s.events AS events, s.impressions AS impressions, s.clicks AS clicks, s.page_views AS page_views, s.add_to_carts AS add_to_carts, s.purchases AS purchases, s.unique_users AS unique_users, s.unique_sessions AS unique_sessions, s.unique_ips AS unique_ips, s.top_ip_events AS top_ip_events, s.bot_events AS bot_events
+    """  # noqa: E501
+    counts = ", ".join(f"s.{name} AS {name}" for name in WINDOW_COUNTS)
     return (
-        "SELECT window_start, window_end, entity_type, entity_id, COUNT(*) AS events, "
-        f"{counts}, COUNT(DISTINCT user_id) AS unique_users, "
-        "COUNT(DISTINCT session_id) AS unique_sessions, COUNT(DISTINCT ip) AS unique_ips, "
-        "SUM(is_bot) AS bot_events "
-        f"FROM {_tumble(entity_events_view, 'ts')} "
-        "GROUP BY window_start, window_end, entity_type, entity_id"
-    )
-
-
-def ip_counts_sql(entity_events_view: str) -> str:
-    """SQL: events per (entity window, IP); cascaded into the top-IP count."""
-    return (
-        "SELECT window_time AS ip_window_time, entity_type, entity_id, ip, "
-        f"COUNT(*) AS ip_events FROM {_tumble(entity_events_view, 'ts')} "
-        "GROUP BY window_start, window_end, window_time, entity_type, entity_id, ip"
-    )
-
-
-def top_ip_sql(ip_counts_view: str) -> str:
-    """SQL: the busiest IP's event count per entity window (a cascaded window aggregation)."""
-    return (
+        f"SELECT window_start, window_end, entity_type, entity_id, {counts} FROM ("
         "SELECT window_start, window_end, entity_type, entity_id, "
-        f"MAX(ip_events) AS top_ip_events FROM {_tumble(ip_counts_view, 'ip_window_time')} "
-        "GROUP BY window_start, window_end, entity_type, entity_id"
+        "window_stats(action, user_id, session_id, ip, is_bot) AS s "
+        f"FROM {_tumble(entity_events_view, 'ts')} "
+        "GROUP BY window_start, window_end, entity_type, entity_id)"
     )
 
 
-def features_sql(counts_view: str, top_ip_view: str) -> str:
-    """SQL: window join of counts and top IP into the feature row handed to scoring.
+def features_sql(counts_view: str) -> str:
+    """SQL: the feature row handed to scoring, from an entity window's counts.
 
     Window bounds become epoch milliseconds (the session time zone is UTC).
     """
-    counts = ", ".join(f"CAST(c.{name} AS DOUBLE) AS {name}" for name in _ACTION_COUNTS)
+    counts = ", ".join(f"CAST({name} AS DOUBLE) AS {name}" for name in _ACTION_COUNTS)
     return (
-        "SELECT c.entity_type, c.entity_id, "
-        "UNIX_TIMESTAMP(CAST(c.window_start AS STRING)) * 1000 AS window_start_ms, "
-        "UNIX_TIMESTAMP(CAST(c.window_end AS STRING)) * 1000 AS window_end_ms, "
-        f"CAST(c.events AS DOUBLE) AS events, {counts}, "
-        "CASE WHEN c.impressions > 0 THEN CAST(c.clicks AS DOUBLE) / c.impressions"
+        "SELECT entity_type, entity_id, "
+        "UNIX_TIMESTAMP(CAST(window_start AS STRING)) * 1000 AS window_start_ms, "
+        "UNIX_TIMESTAMP(CAST(window_end AS STRING)) * 1000 AS window_end_ms, "
+        f"CAST(events AS DOUBLE) AS events, {counts}, "
+        "CASE WHEN impressions > 0 THEN CAST(clicks AS DOUBLE) / impressions"
         " ELSE 0.0 END AS ctr, "
-        "CAST(c.unique_users AS DOUBLE) AS unique_users, "
-        "CAST(c.unique_sessions AS DOUBLE) AS unique_sessions, "
-        "CAST(c.unique_ips AS DOUBLE) AS unique_ips, "
-        "CAST(t.top_ip_events AS DOUBLE) / c.events AS top_ip_share, "
-        "CAST(c.bot_events AS DOUBLE) / c.events AS bot_share "
-        f"FROM {counts_view} c JOIN {top_ip_view} t "
-        "ON c.window_start = t.window_start AND c.window_end = t.window_end "
-        "AND c.entity_type = t.entity_type AND c.entity_id = t.entity_id"
+        "CAST(unique_users AS DOUBLE) AS unique_users, "
+        "CAST(unique_sessions AS DOUBLE) AS unique_sessions, "
+        "CAST(unique_ips AS DOUBLE) AS unique_ips, "
+        "CAST(top_ip_events AS DOUBLE) / events AS top_ip_share, "
+        "CAST(bot_events AS DOUBLE) / events AS bot_share "
+        f"FROM {counts_view}"
     )

@@ -16,15 +16,12 @@ simulator's windows without Flink.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flink_jobs.events import BOT_AGENT_PATTERN
+from flink_jobs.events import is_bot_agent
 from flink_jobs.features import ENTITY_KEYS, WINDOW_MS, window_features
-
-_BOT = re.compile(BOT_AGENT_PATTERN)
 
 
 def reference_windows(
@@ -33,7 +30,7 @@ def reference_windows(
     """Features per ``(entity_type, entity_id, window_end_ms)`` of valid, on-time events."""
     groups: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
     for event in events:
-        event = {**event, "is_bot": int(bool(_BOT.search((event.get("user_agent") or "").lower())))}
+        event = {**event, "is_bot": is_bot_agent(event.get("user_agent"))}
         end = event["event_time"] - event["event_time"] % WINDOW_MS + WINDOW_MS
         for entity_type, key in ENTITY_KEYS.items():
             if event.get(key) is not None:

@@ -2,7 +2,7 @@
 
 A window ``[start, end)`` is complete once the watermark reaches ``end - 1``; the job's SQL
 window operators then emit its rows. The job stamps every feature row with the processing time
-at which the last of them (the window join) emitted it (:data:`FIRED_AT_COLUMN`, ``PROCTIME()``
+at which the window aggregation emitted it (:data:`FIRED_AT_COLUMN`, ``PROCTIME()``
 in :func:`flink_jobs.job.define_pipeline`): that is when the watermark passed the window's end
 in the job. The scoring operator keeps, per window end, the earliest stamp of the rows it
 received (:meth:`WindowLatency.row_fired`) and, for a window it only synthesises (no rows

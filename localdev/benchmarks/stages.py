@@ -35,8 +35,8 @@ class Stage:
 STAGES = (
     Stage("s1_parse_classify", "source + Java parse + classify", "classified"),
     Stage("s2_windows", "+ fan-out to page/ad/campaign + "
-          f"{WINDOW_SECONDS} s windows with COUNT DISTINCT", "window_counts"),
-    Stage("s3_sql_features", "+ busiest-IP cascade + window join (all SQL features, no Python)",
+          f"{WINDOW_SECONDS} s windows (one aggregate: every count)", "window_counts"),
+    Stage("s3_sql_features", "+ feature rows: shares, epoch ms (all SQL features, no Python)",
           "window_features"),
     Stage("s4_full_job", "+ Python scoring + file sinks (the full job)", None),
 )
