@@ -142,6 +142,12 @@ class ClicksentryStack(cdk.Stack):
         self.autoscaling = choice(
             "AutoScaling", ["false", "true"], "Let the service raise the parallelism under load"
         )
+        self.allow_non_restored = choice(
+            "AllowNonRestoredState",
+            ["false", "true"],
+            "true for one update whose job lacks operators of the running one (docs/deploy.md):"
+            " their state is dropped, the rest restored",
+        )
         self.metrics_level = choice(
             "MetricsLevel",
             ["APPLICATION", "OPERATOR", "TASK", "PARALLELISM"],
@@ -171,6 +177,11 @@ class ClicksentryStack(cdk.Stack):
             expression=cdk.Fn.condition_not(
                 cdk.Fn.condition_equals(self.operator_email.value_as_string, "")
             ),
+        )
+        self.non_restored_allowed = cdk.CfnCondition(
+            self,
+            "NonRestoredStateAllowed",
+            expression=cdk.Fn.condition_equals(self.allow_non_restored.value_as_string, "true"),
         )
         self.autoscaling_on = cdk.CfnCondition(
             self,
@@ -544,7 +555,9 @@ class ClicksentryStack(cdk.Stack):
                     application_restore_type="RESTORE_FROM_LATEST_SNAPSHOT"
                 ),
                 flink_run_configuration=kda.CfnApplication.FlinkRunConfigurationProperty(
-                    allow_non_restored_state=False
+                    allow_non_restored_state=cdk.Fn.condition_if(
+                        self.non_restored_allowed.logical_id, True, False
+                    )
                 ),
             ),
         )

@@ -216,6 +216,26 @@ def test_flink_application_on_1_20_with_checkpoints_snapshots_and_parameters(tem
     template.resource_count_is("AWS::KinesisAnalyticsV2::ApplicationCloudWatchLoggingOption", 1)
 
 
+def test_restore_keeps_every_operators_state_unless_an_update_says_otherwise(template):
+    # The models live in the snapshot: an update that cannot restore all of it fails, unless
+    # the AllowNonRestoredState parameter (default false) is set for that one update.
+    template.has_parameter("AllowNonRestoredState", {"Default": "false",
+                                                     "AllowedValues": ["false", "true"]})
+    template.has_resource_properties(
+        "AWS::KinesisAnalyticsV2::Application",
+        {
+            "RunConfiguration": {
+                "ApplicationRestoreConfiguration": {
+                    "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"
+                },
+                "FlinkRunConfiguration": {
+                    "AllowNonRestoredState": {"Fn::If": ["NonRestoredStateAllowed", True, False]}
+                },
+            }
+        },
+    )
+
+
 def test_alerting_lambda_and_its_mapping(template):
     template.has_resource_properties(
         "AWS::Lambda::Function",
