@@ -6,12 +6,15 @@ rowtime from the JSON, watermark), one after the other in one process: a pure-SQ
 :func:`flink_jobs.job.define_features`, written to blackhole sinks) and the full job with its
 file sinks. Throughput is events divided by Flink's net job runtime
 (``JobExecutionResult.get_net_runtime``), which leaves out client start-up but not task
-deployment.
+deployment. Each job's CPU time is that of the JVM running the minicluster and of its finished
+children, the Python workers (``/proc``): divided by the wall time, how many cores the job kept
+busy, which bounds what a second subtask on the same machine can add.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +43,8 @@ class Throughput:
     events: int
     net_seconds: float
     wall_seconds: float
+    #: CPU seconds of the JVM and its finished children over the wall time; None off Linux.
+    cpu_seconds: float | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -50,13 +55,49 @@ class Throughput:
         """
         return self.events / self.net_seconds
 
+    @property
+    def cores_busy(self) -> float | None:
+        """CPU seconds per wall-clock second: the cores the job kept busy on average.
+
+        >>> Throughput(1000, 0.5, 2.0, cpu_seconds=3.0).cores_busy
+        1.5
+        >>> Throughput(1000, 0.5, 2.0).cores_busy is None
+        True
+        """
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.wall_seconds
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of process ``pid`` and of its children it has reaped
+    (``/proc/<pid>/stat`` fields 14–17); ``None`` where there is no ``/proc``.
+
+    >>> process_cpu_seconds(os.getpid()) >= 0
+    True
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces: skip past it
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
+def _jvm_cpu_seconds() -> float | None:
+    from pyflink.java_gateway import get_gateway
+
+    return process_cpu_seconds(get_gateway().jvm.java.lang.ProcessHandle.current().pid())
+
 
 def _execute(statements, events: int) -> Throughput:
+    cpu_before = _jvm_cpu_seconds()
     started = time.monotonic()
     table_result = statements.execute()
     result = table_result.get_job_client().get_job_execution_result().result()
     wall = time.monotonic() - started
-    return Throughput(events, result.get_net_runtime() / 1000, wall)
+    cpu_after = _jvm_cpu_seconds()
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return Throughput(events, result.get_net_runtime() / 1000, wall, cpu)
 
 
 def sql_baseline(config: Config, source: Path, events: int) -> Throughput:

@@ -82,8 +82,9 @@ def _config(args: argparse.Namespace, parallelism: int, work: Path,
 
 
 def _report(label: str, run: Throughput) -> None:
+    busy = "" if run.cores_busy is None else f", {run.cores_busy:.2f} cores busy"
     print(f"    {label:<78} {run.events_per_s:10,.0f} events/s  (net {run.net_seconds:.1f} s,"
-          f" wall {run.wall_seconds:.1f} s)", flush=True)
+          f" wall {run.wall_seconds:.1f} s{busy})", flush=True)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -192,6 +193,10 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         "job_events_per_s": round(job.events_per_s),
         "ratio": round(ratio, 3),
         "stages": {key: round(run.events_per_s) for key, run in stages.items()},
+        "cores_busy": {
+            key: None if run.cores_busy is None else round(run.cores_busy, 2)
+            for key, run in {"sql_baseline": baseline, **stages, f"p{scale}": scaled}.items()
+        },
         "scale_parallelism": scale,
         "scaled_job_events_per_s": round(scaled.events_per_s),
         "parallel_speedup": round(speedup, 3),

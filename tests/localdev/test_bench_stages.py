@@ -2,15 +2,19 @@
 
 GIVEN the stage definitions, an events file and the outputs of two runs;
 THEN the stages are cumulative cuts of the job's graph ending with the job itself, the split
-deals every line exactly once and keeps each file in arrival order, and two runs compare equal
-exactly when they hold the same records.
+deals every line exactly once and keeps each file in arrival order, two runs compare equal
+exactly when they hold the same records, and a job's CPU time includes its reaped children.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 
 from flink_jobs import job
+from localdev.benchmarks.pipeline import process_cpu_seconds
 from localdev.benchmarks.stages import (
     STAGES,
     differing_records,
@@ -58,3 +62,16 @@ def test_runs_compare_equal_only_with_the_same_records():
 def test_latency_summary_over_samples():
     samples = [{"window_end_ms": 10_000, "latency_ms": ms} for ms in (900, 100, 300, 200)]
     assert latency_summary(samples) == {"windows": 4, "p50_ms": 200, "p99_ms": 900}
+
+
+def test_cpu_seconds_count_the_children_a_process_has_reaped():
+    # GIVEN this process's CPU seconds
+    before = process_cpu_seconds(os.getpid())
+    # WHEN a child spins for about 0.4 CPU seconds and is waited for (as the JVM reaps its
+    # Python workers)
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    # THEN the count grows by at least the child's time
+    assert process_cpu_seconds(os.getpid()) - before >= 0.4
+    # and a process that does not exist has none
+    assert process_cpu_seconds(2**22 + 1) is None
