@@ -29,6 +29,7 @@ from flink_jobs.events import (
 )
 from flink_jobs.features import WINDOW_COUNTS, window_counts_sql
 from flink_jobs.tables import local_file_options, with_clause
+from localdev.part_files import read_records
 
 pytestmark = pytest.mark.flink
 
@@ -56,16 +57,6 @@ def _environment(streaming: bool, parallelism: int):
     for statement in register_functions_sql():
         t_env.execute_sql(statement)
     return t_env
-
-
-def _read_json(directory: Path) -> list[dict]:
-    return [
-        json.loads(text)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and not path.name.startswith((".", "_"))
-        for text in path.read_text(encoding="utf-8").split("\n")
-        if text
-    ]
 
 
 def entity_events(n: int = 3000, seed: int = 5) -> list[dict]:
@@ -141,7 +132,7 @@ def window_counts(tmp_path: Path, events: list[dict], parallelism: int) -> dict[
         )
         statements.add_insert_sql(f"INSERT INTO {name}_rows {sql}")
     statements.execute().wait()
-    return {name: _read_json(tmp_path / name) for name in ("java", "sql")}
+    return {name: list(read_records(tmp_path / name)) for name in ("java", "sql")}
 
 
 @pytest.mark.parametrize("parallelism", [1, 2], ids=["p1", "p2"])
@@ -182,7 +173,7 @@ def test_is_bot_agent_is_the_regular_expression_it_replaced(tmp_path):
         f" CASE WHEN REGEXP(LOWER(COALESCE(ua, '')), {sql_string(pattern)}) THEN 1 ELSE 0 END"
         " FROM agents"
     ).wait()
-    verdicts = {row["n"]: row for row in _read_json(tmp_path / "out")}
+    verdicts = {row["n"]: row for row in read_records(tmp_path / "out")}
     # THEN they agree on every agent, and so does the Python twin
     assert len(verdicts) == len(AGENTS)
     for n, agent in enumerate(AGENTS):
