@@ -3,8 +3,8 @@
 Every valid event counts towards the window of its page, and of its ad and campaign when it
 names them (:data:`ENTITY_KEYS`). All counting runs in Flink SQL (10-second event-time tumbling
 windows, one aggregate of the project's jar counting everything in one pass); Python only sees
-one row per entity window. :func:`window_features` computes the same
-numbers in plain Python: tests hold the SQL to it. The feature names live with the models that
+one row per entity window. :func:`window_features` computes the same numbers in plain Python:
+tests hold the SQL to it. The feature names live with the models that
 read them (:data:`models.features.FEATURE_NAMES`).
 
 >>> events = [

@@ -253,10 +253,9 @@ def define_features(t_env, config: Config, source: Mapping[str, str]) -> None:
     The views, in pipeline order: ``parsed`` (the payload parsed once, in Java), ``classified``
     (every payload's typed fields and its dead-letter reason, ``NULL`` when valid),
     ``valid_events``, ``entity_events`` (the fan-out to page, ad and campaign),
-    ``window_counts`` (every count of an entity window, one aggregate) and
-    ``window_features``. :func:`define_pipeline`
-    adds scoring and the sinks; ``clicksentry bench`` writes the intermediate views to blackhole
-    sinks to time the stages of the same graph.
+    ``window_counts`` (every count of an entity window, one aggregate) and ``window_features``.
+    :func:`define_pipeline` adds scoring and the sinks; ``clicksentry bench`` writes the
+    intermediate views to blackhole sinks to time the stages of the same graph.
     """
     from pyflink.table import Schema
 

@@ -43,7 +43,7 @@ class Throughput:
     events: int
     net_seconds: float
     wall_seconds: float
-    #: CPU seconds of the JVM and its finished children over the wall time; None off Linux.
+    #: CPU seconds of the JVM and of its reaped children while the job ran; None off Linux.
     cpu_seconds: float | None = None
 
     @property
