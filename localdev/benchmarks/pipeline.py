@@ -6,9 +6,10 @@ rowtime from the JSON, watermark), one after the other in one process: a pure-SQ
 :func:`flink_jobs.job.define_features`, written to blackhole sinks) and the full job with its
 file sinks. Throughput is events divided by Flink's net job runtime
 (``JobExecutionResult.get_net_runtime``), which leaves out client start-up but not task
-deployment. Each job's CPU time is that of the JVM running the minicluster and of its finished
-children, the Python workers (``/proc``): divided by the wall time, how many cores the job kept
-busy, which bounds what a second subtask on the same machine can add.
+deployment. Each job's CPU time is that of the JVM running the minicluster (and of its finished
+children, ``/proc``) and of this process, where PyFlink runs the Python workers of a job on a
+local minicluster: divided by the wall time, how many cores the job kept busy, which bounds what
+a second subtask on the same machine can add.
 """
 
 from __future__ import annotations
@@ -83,19 +84,23 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
-def _jvm_cpu_seconds() -> float | None:
+def _job_cpu_seconds() -> float | None:
+    """CPU seconds so far of the JVM running the minicluster (and its reaped children) and of
+    this process: a job submitted from Python to a local minicluster runs its Python workers in
+    the submitting process (PyFlink's loopback mode), not in a child of the JVM."""
     from pyflink.java_gateway import get_gateway
 
-    return process_cpu_seconds(get_gateway().jvm.java.lang.ProcessHandle.current().pid())
+    jvm = process_cpu_seconds(get_gateway().jvm.java.lang.ProcessHandle.current().pid())
+    return None if jvm is None else jvm + time.process_time()
 
 
 def _execute(statements, events: int) -> Throughput:
-    cpu_before = _jvm_cpu_seconds()
+    cpu_before = _job_cpu_seconds()
     started = time.monotonic()
     table_result = statements.execute()
     result = table_result.get_job_client().get_job_execution_result().result()
     wall = time.monotonic() - started
-    cpu_after = _jvm_cpu_seconds()
+    cpu_after = _job_cpu_seconds()
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return Throughput(events, result.get_net_runtime() / 1000, wall, cpu)
 
