@@ -68,14 +68,21 @@ def window_features(events: Iterable[Mapping]) -> dict[str, float]:
 def entity_events_sql(valid_events_view: str) -> str:
     """SQL fanning each valid event out to its page, ad and campaign entities.
 
-    >>> print(entity_events_sql("v").split(" UNION ALL ")[1])
-    SELECT 'ad' AS entity_type, ad_id AS entity_id, ts, action, user_id, session_id, ip, is_bot FROM v WHERE ad_id IS NOT NULL
+    One operator emits an event's entity rows (``UNNEST``): a ``UNION ALL`` of one ``SELECT``
+    per entity type gives the window aggregation three inputs, which Flink cannot chain to
+    them, so every entity row would be serialised across a task boundary.
+
+    >>> print(entity_events_sql("v").split(" FROM ")[1])
+    v CROSS JOIN UNNEST(ARRAY[ROW(CAST('page' AS STRING), page), ROW(CAST('ad' AS STRING), ad_id), ROW(CAST('campaign' AS STRING), campaign)]) AS fan_out (entity_type, entity_id) WHERE entity_id IS NOT NULL
     """  # noqa: E501
-    cols = "ts, action, user_id, session_id, ip, is_bot"
-    return " UNION ALL ".join(
-        f"SELECT {sql_string(entity_type)} AS entity_type, {key} AS entity_id, {cols}"
-        f" FROM {valid_events_view} WHERE {key} IS NOT NULL"
+    entities = ", ".join(
+        f"ROW(CAST({sql_string(entity_type)} AS STRING), {key})"
         for entity_type, key in ENTITY_KEYS.items()
+    )
+    return (
+        "SELECT entity_type, entity_id, ts, action, user_id, session_id, ip, is_bot"
+        f" FROM {valid_events_view} CROSS JOIN UNNEST(ARRAY[{entities}])"
+        " AS fan_out (entity_type, entity_id) WHERE entity_id IS NOT NULL"
     )
 
 
