@@ -44,7 +44,8 @@ class Throughput:
     events: int
     net_seconds: float
     wall_seconds: float
-    #: CPU seconds of the JVM and of its reaped children while the job ran; None off Linux.
+    #: CPU seconds of the JVM (and its reaped children) and of this process, which hosts a local
+    #: job's Python workers, while the job ran; None off Linux.
     cpu_seconds: float | None = None
 
     @property
