@@ -20,18 +20,19 @@ run: $(STAMP) jar
 
 ## make test: lint, unit tests, doctests, the real-minicluster and emulator tests, and the
 ## fault-injection suite on a standalone Flink cluster (tests/faults/, also `make faults`), in a
-## session of its own so the cluster is stopped before anything else runs.
+## session of its own so the cluster is stopped before anything else runs. Each session lists its
+## slowest tests (--durations): CI has 90 minutes on 2 cores.
 test: $(STAMP) jar emulators infra-check
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not faults"
-	$(BIN)/pytest -m faults
+	$(BIN)/pytest -m "not faults" --durations=15
+	$(BIN)/pytest -m faults --durations=8
 
 ## make faults: only the fault-injection suite (part of `make test`): a standalone Flink cluster
 ## (JobManager + two TaskManagers from the apache-flink package's bin/ scripts) running the
 ## Managed Flink artefact: TaskManager kill -9, savepoint rescale 1 -> 2 -> 1, throttled puts,
 ## adversarial input and a page-id flood, a silent shard, the job's metrics.
 faults: $(STAMP) jar emulators
-	$(BIN)/pytest -m faults
+	$(BIN)/pytest -m faults --durations=8
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,12 +1,13 @@
 """The job on Kinesis and S3 end to end, on kinesis-mock and moto server.
 
-Both tests run one scenario: a simulated stream with injected anomalies is produced to a fresh
-2-shard clicks stream (``clicksentry produce``), the job reads it from Kinesis until everything is
-consumed, and then the anomalies stream, the dead-letter stream and the S3 archive are read back
-with boto3, reconciled, and compared with the embedded job's output on the same input: the same
-scored windows, anomalies and dead letters. One runs the job from this checkout (``clicksentry
-run`` with ``job.source = kinesis``), the other the Managed Flink artefact itself (the zip's
-``main.py``, from the unpacked zip's directory, so nothing of the checkout is importable).
+Both tests run one scenario: a simulated stream with injected anomalies is produced once to a
+fresh 2-shard clicks stream (``clicksentry produce``), which both read from its start. The job
+reads it from Kinesis until everything is consumed, and then its own anomalies stream,
+dead-letter stream and S3 archive prefix are read back with boto3, reconciled, and compared with
+the embedded job's output on the same input: the same scored windows, anomalies and dead letters.
+One runs the job from this checkout (``clicksentry run`` with ``job.source = kinesis``), the
+other the Managed Flink artefact itself (the zip's ``main.py``, from the unpacked zip's
+directory, so nothing of the checkout is importable).
 
 The Kinesis source never ends, so the stream closes with one flush event per shard, 16 s of event
 time after the last event: it moves every source subtask's watermark past every real window. The
@@ -44,17 +45,27 @@ ROOT = Path(__file__).resolve().parents[2]
 # the local variant of the Managed Flink sample: same groups, emulator endpoints (docs/kinesis.md)
 SAMPLE_PROPERTIES = ROOT / "localdev" / "application_properties.local.json"
 BIN = Path(sys.executable).parent
-# ~25k events: kinesis-mock slows down as a shard fills (~1k records/s at best). Detection quality
-# is tested on the embedded source (tests/flink_jobs/test_job_detects_anomalies.py, a 4x longer
+# ~11k events: kinesis-mock takes them slowly (about 90 s here; it slows down as a shard fills),
+# so the stream is produced once for both tests. Detection quality is tested on
+# the embedded source (tests/flink_jobs/test_job_detects_anomalies.py, a longer, denser
 # stream); here the same work goes through Kinesis and S3 and must reach the same sinks.
-SIMULATION = SimulationConfig(minutes=6, events_per_second=60, seed=7)
+SIMULATION = SimulationConfig(minutes=6, events_per_second=30, seed=7)
 JOB_DEADLINE_S = 360
 FLUSH_AFTER_MS = 16_000
 
 
 @dataclass(frozen=True)
+class Clicks:
+    """The clicks stream both tests read: what was put on it, the flush events included."""
+
+    arn: str
+    produced: int
+    flushes: int
+
+
+@dataclass(frozen=True)
 class Scenario:
-    clicks: str
+    clicks: Clicks
     anomalies: str
     dead_letters: str
     archive_prefix: str
@@ -83,27 +94,67 @@ def embedded(simulation, tmp_path_factory):
     )
 
 
-@pytest.fixture
-def scenario(aws_stack, tmp_path):
-    kinesis = aws_stack.client("kinesis")
+def create_streams(kinesis, shards: dict[str, int]) -> dict[str, str]:
+    """Fresh streams, by role (``shards``: role -> shard count), ready to use; their names."""
     run = uuid.uuid4().hex[:8]
-    names = {"clicks": 2, "anomalies": 2, "dead-letters": 1}
-    streams = {role: f"e2e-{run}-{role}" for role in names}
-    for role, name in streams.items():
-        kinesis.create_stream(StreamName=name, ShardCount=names[role])
-    for name in streams.values():
+    names = {role: f"e2e-{run}-{role}" for role in shards}
+    for role, name in names.items():
+        kinesis.create_stream(StreamName=name, ShardCount=shards[role])
+    for name in names.values():
         kinesis.get_waiter("stream_exists").wait(
             StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
         )
-    arns = {role: stack.stream_arn(name) for role, name in streams.items()}
-    prefix = f"e2e-{run}/"
-    # the local sample properties (emulator variant of the Managed Flink sample), pointed at
-    # this scenario's resources
+    return names
+
+
+@pytest.fixture(scope="module")
+def clicks(aws_stack, simulation, tmp_path_factory):
+    """The simulated stream on a fresh 2-shard clicks stream (``clicksentry produce``), then one
+    flush event per shard; deleted after the module."""
+    kinesis = aws_stack.client("kinesis")
+    name = create_streams(kinesis, {"clicks": 2})["clicks"]
+    arn = stack.stream_arn(name)
+    events = tmp_path_factory.mktemp("clicks") / "events.jsonl"
+    events.write_text("\n".join(simulation.lines) + "\n")
+    sent = subprocess.run(
+        [BIN / "clicksentry", "produce", "--events", events, "--stream-arn", arn],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert f"sent {len(simulation.lines)}, failed 0" in sent.stdout
+    dead = {int(i) for i in simulation.truth["dead_letters"]}
+    valid = [json.loads(line) for i, line in enumerate(simulation.lines) if i not in dead]
+    flush_time = max(event["event_time"] for event in valid) + FLUSH_AFTER_MS
+    shards = kinesis.list_shards(StreamARN=arn)["Shards"]
+    for shard in shards:
+        flush = {**valid[-1], "event_id": f"flush-{shard['ShardId']}", "event_time": flush_time}
+        kinesis.put_record(
+            StreamARN=arn,
+            Data=json.dumps(flush).encode(),
+            PartitionKey="flush",
+            ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
+        )
+    yield Clicks(arn, len(simulation.lines) + len(shards), len(shards))
+    kinesis.delete_stream(StreamName=name)
+
+
+@pytest.fixture
+def scenario(aws_stack, clicks, tmp_path):
+    """The clicks stream, this test's own anomalies and dead-letter streams and archive prefix,
+    and the local sample properties (emulator variant of the Managed Flink sample) pointed at
+    them."""
+    kinesis = aws_stack.client("kinesis")
+    names = create_streams(kinesis, {"anomalies": 2, "dead-letters": 1})
+    arns = {role: stack.stream_arn(name) for role, name in names.items()}
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}/"
     groups = sample_groups()
     groups["job"] |= {"checkpoint_interval_ms": "2000", "checkpoint_dir": str(tmp_path / "ckpt"),
                       "idle_timeout_ms": "0"}
     groups["kinesis"] |= {
-        "clicks_stream_arn": arns["clicks"],
+        "clicks_stream_arn": clicks.arn,
         "anomalies_stream_arn": arns["anomalies"],
         "dead_letter_stream_arn": arns["dead-letters"],
         "endpoint": aws_stack.kinesis_endpoint,
@@ -116,38 +167,9 @@ def scenario(aws_stack, tmp_path):
     properties.write_text(
         json.dumps([{"PropertyGroupId": g, "PropertyMap": m} for g, m in groups.items()])
     )
-    yield Scenario(arns["clicks"], arns["anomalies"], arns["dead-letters"], prefix, properties)
-    for name in streams.values():
+    yield Scenario(clicks, arns["anomalies"], arns["dead-letters"], prefix, properties)
+    for name in names.values():
         kinesis.delete_stream(StreamName=name)
-
-
-def produce(aws_stack, simulation, scenario, tmp_path):
-    """Send the simulated stream with `clicksentry produce`, then one flush event per shard."""
-    events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(simulation.lines) + "\n")
-    sent = subprocess.run(
-        [BIN / "clicksentry", "produce", "--events", events, "--stream-arn", scenario.clicks],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert sent.returncode == 0, sent.stdout + sent.stderr
-    assert f"sent {len(simulation.lines)}, failed 0" in sent.stdout
-    dead = {int(i) for i in simulation.truth["dead_letters"]}
-    valid = [json.loads(line) for i, line in enumerate(simulation.lines) if i not in dead]
-    flush_time = max(event["event_time"] for event in valid) + FLUSH_AFTER_MS
-    kinesis = aws_stack.client("kinesis")
-    shards = kinesis.list_shards(StreamARN=scenario.clicks)["Shards"]
-    for shard in shards:
-        flush = {**valid[-1], "event_id": f"flush-{shard['ShardId']}", "event_time": flush_time}
-        kinesis.put_record(
-            StreamARN=scenario.clicks,
-            Data=json.dumps(flush).encode(),
-            PartitionKey="flush",
-            ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
-        )
-    return len(simulation.lines) + len(shards), len(shards)
 
 
 @dataclass
@@ -173,9 +195,7 @@ def read_outputs(aws_stack, scenario):
     )
 
 
-def run_job_until_consumed(
-    command, env, aws_stack, scenario, produced, flushes, log_path, cwd=None
-):
+def run_job_until_consumed(command, env, aws_stack, scenario, log_path, cwd=None):
     """Run the job until every event is archived or dead-lettered, every window is scored, and
     the anomalies stream holds every flagged window (the deadline, otherwise)."""
     with log_path.open("w") as log:
@@ -184,6 +204,7 @@ def run_job_until_consumed(
             cwd=cwd,
         )
     deadline = time.monotonic() + JOB_DEADLINE_S
+    produced, flushes = scenario.clicks.produced, scenario.clicks.flushes
     outputs = None
     try:
         while time.monotonic() < deadline and job.poll() is None:
@@ -244,8 +265,9 @@ def assert_same_as_embedded(outputs, embedded, log_path):
         )
 
 
-def assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path):
+def assert_reconciled_and_detected(outputs, simulation, clicks, log_path):
     log = log_path.read_text()[-3000:]
+    produced, flushes = clicks.produced, clicks.flushes
     truth = simulation.truth
     # every event is archived raw or dead-lettered with its reason; all but the flush are windowed
     assert len(outputs.raw_events) + len(outputs.dead_letters) == produced, log
@@ -279,15 +301,14 @@ def test_job_reads_kinesis_and_writes_anomalies_dead_letters_and_archive(
     aws_stack, scenario, simulation, embedded, tmp_path, subprocess_env
 ):
     # GIVEN a simulated stream with injected anomalies on the clicks stream
-    produced, flushes = produce(aws_stack, simulation, scenario, tmp_path)
     # WHEN `clicksentry run` runs the job with job.source = kinesis until it is consumed
     env = {**subprocess_env, "IS_LOCAL": "1"}
     command = [BIN / "clicksentry", "run", "--properties", scenario.properties]
     log_path = tmp_path / "job.log"
-    outputs = run_job_until_consumed(command, env, aws_stack, scenario, produced, flushes, log_path)
+    outputs = run_job_until_consumed(command, env, aws_stack, scenario, log_path)
     # THEN the counts reconcile, injected anomalies are on the anomalies stream, and the output
     # is the embedded job's on the same input
-    assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path)
+    assert_reconciled_and_detected(outputs, simulation, scenario.clicks, log_path)
     assert_same_as_embedded(outputs, embedded, log_path)
 
 
@@ -300,7 +321,6 @@ def test_managed_flink_artefact_runs_from_its_zip(
         archive.extractall(app)
     assert (app / "main.py").is_file() and (app / "lib" / "pyflink-dependencies.jar").is_file()
     assert (app / "dep" / "krcf").is_dir() and (app / "dep" / "flink_jobs").is_dir()
-    produced, flushes = produce(aws_stack, simulation, scenario, tmp_path)
     # WHEN its main.py runs with IS_LOCAL and the properties, from outside the checkout
     env = {
         **{k: v for k, v in subprocess_env.items() if k != "PYTHONPATH"},
@@ -309,10 +329,9 @@ def test_managed_flink_artefact_runs_from_its_zip(
     }
     log_path = tmp_path / "main.log"
     outputs = run_job_until_consumed(
-        [sys.executable, app / "main.py"], env, aws_stack, scenario, produced, flushes, log_path,
-        cwd=app,
+        [sys.executable, app / "main.py"], env, aws_stack, scenario, log_path, cwd=app,
     )
     # THEN the job ran from the zip's own packages and did the same work
     assert f"packages from {app / 'dep'}" in log_path.read_text()
-    assert_reconciled_and_detected(outputs, simulation, produced, flushes, log_path)
+    assert_reconciled_and_detected(outputs, simulation, scenario.clicks, log_path)
     assert_same_as_embedded(outputs, embedded, log_path)
