@@ -1,6 +1,6 @@
 """The bench's entity-scale run on a real Flink minicluster, small.
 
-GIVEN 30,000 page views over one simulated minute cycling through 3,000 pages, and a job bound
+GIVEN 60,000 page views over one simulated minute cycling through 3,000 pages, and a job bound
 to 1,000 entities, checkpointing every second (unaligned: under backpressure an aligned one can
 outlast this short job);
 WHEN the bench's entity-scale job runs it, watched through the minicluster's REST API;
@@ -22,7 +22,7 @@ from localdev.part_files import read_records
 
 pytestmark = pytest.mark.flink
 
-PAGES, EVENTS, BOUND = 3_000, 30_000, 1_000
+PAGES, EVENTS, BOUND = 3_000, 60_000, 1_000
 
 
 @pytest.fixture(scope="module")
