@@ -36,7 +36,7 @@ from flink_jobs.features import WINDOW_MS
 from localdev import stack
 from localdev.part_files import s3_records
 from localdev.run_summary import run_summary
-from localdev.simulator import SimulationConfig, simulate
+from localdev.simulator import SimulationConfig, simulate, write_simulation
 from models.site import SITE_ENTITY
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink]
@@ -46,9 +46,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PROPERTIES = ROOT / "localdev" / "application_properties.local.json"
 BIN = Path(sys.executable).parent
 # ~11k events: kinesis-mock takes them slowly (about 90 s here; it slows down as a shard fills),
-# so the stream is produced once for both tests. Detection quality is tested on
-# the embedded source (tests/flink_jobs/test_job_detects_anomalies.py, a longer, denser
-# stream); here the same work goes through Kinesis and S3 and must reach the same sinks.
+# so the stream is produced once for both tests. Detection quality is tested on the embedded
+# source (tests/flink_jobs/test_job_detects_anomalies.py, a longer, denser stream); here the
+# same work goes through Kinesis and S3 and must reach the same sinks.
 SIMULATION = SimulationConfig(minutes=6, events_per_second=30, seed=7)
 JOB_DEADLINE_S = 360
 FLUSH_AFTER_MS = 16_000
@@ -77,20 +77,26 @@ def simulation():
     return simulate(SIMULATION)
 
 
+@pytest.fixture(scope="module")
+def events_file(simulation, tmp_path_factory) -> Path:
+    """The simulated stream as ``events.jsonl``: the embedded job's input and what is produced."""
+    events, _ = write_simulation(simulation, tmp_path_factory.mktemp("simulation"))
+    return events
+
+
 def sample_groups() -> dict[str, dict[str, str]]:
     document = json.loads(SAMPLE_PROPERTIES.read_text())
     return {g["PropertyGroupId"]: g["PropertyMap"] for g in document}
 
 
 @pytest.fixture(scope="module")
-def embedded(simulation, tmp_path_factory):
+def embedded(events_file, tmp_path_factory):
     """The embedded job's output on the same input, with the sample's scoring settings."""
     root = tmp_path_factory.mktemp("embedded")
-    events = root / "events.jsonl"
-    events.write_text("\n".join(simulation.lines) + "\n")
     groups = sample_groups()
     return run_embedded(
-        events, root / "out", int(groups["job"]["parallelism"]), {"scoring": groups["scoring"]}
+        events_file, root / "out", int(groups["job"]["parallelism"]),
+        {"scoring": groups["scoring"]},
     )
 
 
@@ -108,16 +114,14 @@ def create_streams(kinesis, shards: dict[str, int]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def clicks(aws_stack, simulation, tmp_path_factory):
+def clicks(aws_stack, simulation, events_file):
     """The simulated stream on a fresh 2-shard clicks stream (``clicksentry produce``), then one
     flush event per shard; deleted after the module."""
     kinesis = aws_stack.client("kinesis")
     name = create_streams(kinesis, {"clicks": 2})["clicks"]
     arn = stack.stream_arn(name)
-    events = tmp_path_factory.mktemp("clicks") / "events.jsonl"
-    events.write_text("\n".join(simulation.lines) + "\n")
     sent = subprocess.run(
-        [BIN / "clicksentry", "produce", "--events", events, "--stream-arn", arn],
+        [BIN / "clicksentry", "produce", "--events", events_file, "--stream-arn", arn],
         capture_output=True,
         text=True,
         timeout=600,
