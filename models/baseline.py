@@ -129,6 +129,20 @@ class EwmaBaseline(Parameterised):
         """Baseline means back on the raw scale (the ``expected`` value of an explanation)."""
         return np.where(self.is_log_, np.expm1(np.where(self.is_log_, batch.mean, 0.0)), batch.mean)
 
+    def memory(self, batch: BaselineBatch) -> np.ndarray:
+        """Per entity, how many windows its means rest on: their effective number.
+
+        A plain mean (the first ``1 / alpha`` windows) rests on every window it has seen; an
+        exponentially weighted one on about ``(2 - alpha) / alpha`` (the squared sum of its
+        weights over the sum of their squares: 39 windows at 0.05).
+
+        >>> b = EwmaBaseline(["clicks"])
+        >>> state = b.decode([None, [5, bytes(16)], [500, bytes(16)]])
+        >>> b.memory(state).tolist()
+        [0.0, 5.0, 39.0]
+        """
+        return np.minimum(batch.count, (2.0 - self.alpha) / self.alpha)
+
     def std(self, batch: BaselineBatch) -> np.ndarray:
         """Floored standard deviations."""
         floor = np.maximum(self.abs_floor_, self.rel_floor_ * np.abs(batch.mean))

@@ -23,7 +23,8 @@ runs these steps:
    flagged only once its entity has ``warmup`` windows of history, the scorer and the threshold
    are warmed up, some feature moved by at least ``min_relative_change`` of its expected value,
    and the hold-off allows it; with ``significance``, the feature must also be unlikely by
-   chance at the entity's volume (:mod:`models.significance`), and a proportion off its usual
+   chance at the entity's volume (:mod:`models.significance`; the expected value is itself an
+   estimate from the entity's history, which widens the test), and a proportion off its usual
    value over a run of windows (:mod:`models.runs`) flags the window whatever its score;
 4. explains flagged windows in KDA's ``ANOMALY_EXPLANATION`` shape (scorer attribution, or the
    deviations themselves for scorers without attribution; with ``significance``, of the
@@ -58,6 +59,7 @@ from models.significance import (
     COUNT,
     UNTESTED,
     Dispersion,
+    estimation_factor,
     significance_plan,
     tail_pvalues,
     trials,
@@ -114,6 +116,10 @@ class Windows:
             (:mod:`models.runs`; else its runs unchanged).
         run_p: with ``significance``, per feature, the p-value of its run (else ``None``).
         run_on: with ``significance``, per feature, whether its run spans earlier windows.
+        measured_on: with ``significance``, per feature, the expected count (of a proportion:
+            of its successes) that its expected value was measured on: the windows the
+            entity's baseline remembers (:meth:`~models.baseline.EwmaBaseline.memory`) times
+            one window's.
     """
 
     raw: np.ndarray
@@ -125,6 +131,7 @@ class Windows:
     runs: RunsBatch
     run_p: np.ndarray | None = None
     run_on: np.ndarray | None = None
+    measured_on: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -465,19 +472,24 @@ class WindowDetector(Stateful):
             level = np.clip(baseline.levels(transformed, past), -self.z_clip, self.z_clip)
             points = shrink(level, self.z_deadzone)
         expected = np.where((past.count > 0)[:, None], baseline.expected(past), raw)
-        runs, run_p, run_on = history.runs, None, None
+        runs, run_p, run_on, measured_on = history.runs, None, None, None
         if self.significance > 0:
             proportion = np.asarray(self.dispersion_.plan) >= 0  # counts follow daily cycles
             n = trials(raw, self.dispersion_.plan)
+            tested = self.tested(expected)
+            per_window = np.where(proportion, tested * trials(expected, self.dispersion_.plan),
+                                  tested)
+            measured_on = self.baseline_.memory(past)[:, None] * per_window
             runs, run_p, run_on = self.runs_.update(
                 np.where(proportion, raw * n, 0.0),
-                np.where(proportion, self.tested(expected) * n, 0.0),
+                np.where(proportion, tested * n, 0.0),
                 self.dispersion_.factors(raw),
                 history.runs,
+                history=np.where(proportion, measured_on, 0.0),
             )
         return Windows(
             raw, transformed, history, z, points[:, self.column_index_], expected,
-            runs, run_p, run_on,
+            runs, run_p, run_on, measured_on,
         )
 
     def scorer_inputs(
@@ -554,7 +566,8 @@ class WindowDetector(Stateful):
             return material, p_values, sustained
         raw, expected = windows.raw[rows], windows.expected[rows]
         tested = self.tested(expected)
-        p_window = tail_pvalues(raw, tested, self.dispersion_.factors(raw), self.dispersion_.plan)
+        noise = self.noise(raw, tested, windows.measured_on[rows])
+        p_window = tail_pvalues(raw, tested, noise, self.dispersion_.plan)
         run_p = windows.run_p[rows]
         p = np.minimum(p_window, run_p)[:, cols]
         changed = moved(raw[:, cols], expected[:, cols], self.min_relative_change)
@@ -566,9 +579,7 @@ class WindowDetector(Stateful):
         )
         if ratio != 1.0:
             shifted = np.where(np.asarray(plan) == COUNT, expected * ratio, expected)
-            p_shifted = tail_pvalues(
-                raw, self.tested(shifted), self.dispersion_.factors(raw), plan
-            )
+            p_shifted = tail_pvalues(raw, self.tested(shifted), noise, plan)
             moves &= (
                 (np.minimum(p_shifted, run_p) <= self.significance)
                 & moved(raw, shifted, self.min_relative_change)
@@ -580,6 +591,17 @@ class WindowDetector(Stateful):
         least = np.where(moves, np.maximum(p, np.finfo(float).tiny), np.inf).min(axis=1)
         p_values[rows] = np.where(np.isfinite(least), least, np.nan)
         return material, p_values, sustained
+
+    def noise(self, raw: np.ndarray, tested: np.ndarray, measured_on: np.ndarray) -> np.ndarray:
+        """Per window and feature, how much more than counting noise its test allows for.
+
+        The learned dispersion (:class:`~models.significance.Dispersion`), times the
+        uncertainty of the expected value itself, which was measured on ``measured_on``
+        expected events (:func:`~models.significance.estimation_factor`).
+        """
+        plan = self.dispersion_.plan
+        now = np.where(np.asarray(plan) >= 0, tested * trials(raw, plan), tested)
+        return self.dispersion_.factors(raw) * estimation_factor(now, measured_on)
 
     def tested(self, expected: np.ndarray) -> np.ndarray:
         """Expected values as the significance test sees them (floored: what history missed).

@@ -4,7 +4,10 @@ A broken ad with 5 expected clicks a window that gets none is unremarkable in on
 (two-sided ``p ~ 0.013``) and certain after three (``p ~ 6e-7``). Per entity and feature, a
 *run* sums the observed and the expected counts of the consecutive windows in which the feature
 stayed on the same side of its expected value; its p-value is the counting tail of those sums
-(:func:`models.significance.count_tail`, scaled by the window's dispersion). The detector keeps
+(:func:`models.significance.count_tail`, scaled by the window's dispersion and, when the
+detector says what the expected value was measured on, by
+:func:`models.significance.estimation_factor`: a longer run leans more on that estimate, so it
+needs more evidence the longer it gets next to a short history). The detector keeps
 runs of proportions only (``ctr``: clicks against their expected number), which keep their usual
 value through the day; counts follow the traffic's cycles, which a baseline lags behind, so their
 runs would build up on every rise of traffic.
@@ -31,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from models.params import Parameterised, in_range
-from models.significance import count_tail, two_sided
+from models.significance import count_tail, estimation_factor, two_sided
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,18 @@ class Runs(Parameterised):
         self.check_params()
 
     def update(
-        self, observed: np.ndarray, expected: np.ndarray, dispersion: np.ndarray, batch: RunsBatch
+        self,
+        observed: np.ndarray,
+        expected: np.ndarray,
+        dispersion: np.ndarray,
+        batch: RunsBatch,
+        history: np.ndarray | None = None,
     ) -> tuple[RunsBatch, np.ndarray, np.ndarray]:
         """Add a window to each run (or start one).
 
         Returns the new runs, their p-values, and where a run went on (spans earlier windows).
+        ``history`` is, per entity and feature, the expected count its expected value was
+        measured on; ``None`` takes the expected value as known.
 
         A window on the other side of the expected value (or on it) ends the run; the window
         starts the next one.
@@ -75,6 +85,8 @@ class Runs(Parameterised):
         obs = np.where(go_on, batch.observed + observed, observed)
         exp = np.where(go_on, batch.expected + expected, expected)
         phi = np.broadcast_to(np.maximum(dispersion, 1.0), obs.shape)
+        if history is not None:
+            phi = phi * estimation_factor(exp, history)
         tail = np.ones(obs.shape)
         moving = side != 0
         tail[moving] = count_tail(obs[moving] / phi[moving], exp[moving] / phi[moving])

@@ -18,6 +18,8 @@ grows with the count, ``phi = 1 + (n - 1) rho`` (beta-binomial: trials that come
 correlated by ``rho``), so a large page's bot share may wobble more than a binomial would while a
 small one's does not. :class:`Dispersion` learns both from the ordinary windows of every entity
 (from their Pearson residuals), so the test stays calibrated without a constant per feature.
+The expected value is itself an estimate, measured on the entity's history; the detector widens
+``phi`` by :func:`estimation_factor` for it, most for a young entity or a long run.
 
 The p-value is two-sided: twice the tail in the direction of the move (``P(X >= x)`` above the
 expected value, ``P(X <= x)`` below it), at most 1. The tails are the continuous extension
@@ -136,6 +138,24 @@ def with_unseen_floor(expected: np.ndarray, plan: Sequence[int], alpha: float) -
     denominators = np.maximum(trials(expected, plan), 1.0)
     floor = np.where(plan >= 0, alpha / denominators, np.where(plan == COUNT, alpha, 0.0))
     return np.maximum(expected, floor)
+
+
+def estimation_factor(expected: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """How much more an observed count varies around an expected value that was itself counted.
+
+    The expected value is an estimate: a rate measured on ``history`` expected events (the
+    entity's baseline remembers that many) and scaled to the ``expected`` events of the window
+    or run under test. Their difference then varies by ``1 + expected / history`` times the
+    counting noise of the observation alone: little for one window against a long history,
+    much for a long run, or against the few windows of a new entity's history. Without it, a
+    rate misjudged from a short history looks like a lasting move.
+
+    >>> estimation_factor(np.array([2.0, 20.0, 2.0]), np.array([80.0, 80.0, 0.0]))
+    array([1.025, 1.25 ,   inf])
+    """
+    expected, history = np.broadcast_arrays(expected, history)
+    ratio = np.divide(expected, history, out=np.full(expected.shape, np.inf), where=history > 0)
+    return 1.0 + np.where(expected > 0, ratio, 0.0)
 
 
 def two_sided(tail: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ GIVEN a seeded 10-minute simulated click stream with a click flood, a broken ad,
 a bot crawl, a slow drift (the control), malformed lines of every kind and late events;
 WHEN the job runs at parallelism 2 with the default detector;
 THEN each injected anomaly is flagged in its windows, at least 80 % of the alerts are right, the
-drift raises nothing, the site-wide spike raises one alert for the site, every malformed or late
+drift raises nothing, the benign events (a page appearing, pages retiring, a campaign launch, the
+site-wide spike) raise no false alert, the spike one alert for the site, every malformed or late
 line is dead-lettered with the reason the simulator recorded, and the counts reconcile.
 """
 
@@ -60,6 +61,10 @@ def test_each_injected_anomaly_is_flagged_in_its_windows(run, kind):
 
 def test_the_slow_drift_raises_nothing(run):
     assert run["summary"]["control_alerts"] == 0
+
+
+def test_benign_events_raise_no_false_alert(run):
+    assert set(run["summary"]["benign_alerts"].values()) == {0}, run["summary"]["benign_alerts"]
 
 
 def test_alerts_are_mostly_right(run):

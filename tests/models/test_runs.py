@@ -6,11 +6,12 @@ import pytest
 from models.runs import Runs
 
 
-def _feed(runs, windows, expected=5.0):
+def _feed(runs, windows, expected=5.0, history=None):
     state, out = runs.decode([None]), []
     for observed in windows:
         state, p, went_on = runs.update(
-            np.array([[observed]]), np.array([[expected]]), np.ones(1), state
+            np.array([[observed]]), np.array([[expected]]), np.ones(1), state,
+            history=None if history is None else np.array([[history]]),
         )
         out.append((float(p[0, 0]), bool(went_on[0, 0]), runs.encode(state)[0]))
     return out
@@ -24,6 +25,18 @@ def test_a_sustained_drop_builds_up_evidence():
     assert out[2][0] == pytest.approx(2 * np.exp(-15.0))
     assert [went_on for _, went_on, _ in out] == [False, True, True]
     assert out[2][2] == [[0, 0.0, 15.0]]
+
+
+def test_a_run_against_a_rate_measured_on_little_history_needs_more_evidence():
+    # GIVEN clicks expected 5 a window, WHEN none arrive for three windows
+    unknown = _feed(Runs(), [0.0, 0.0, 0.0])[2][0]
+    # THEN against a rate measured on two windows' worth (10 clicks), the run is weak evidence
+    short = _feed(Runs(), [0.0, 0.0, 0.0], history=10.0)[2][0]
+    assert short > 1e-4 > unknown
+    # AND against one measured on 39 windows (the baseline's memory), nearly as strong as if
+    # the rate were known
+    long = _feed(Runs(), [0.0, 0.0, 0.0], history=39 * 5.0)[2][0]
+    assert unknown < long < 1e-5
 
 
 def test_a_window_on_the_other_side_ends_the_run():

@@ -13,6 +13,7 @@ from models.significance import (
     COUNT,
     UNTESTED,
     Dispersion,
+    estimation_factor,
     share_tail,
     significance_plan,
     tail_pvalues,
@@ -131,3 +132,27 @@ def test_a_first_purchase_is_ordinary_and_a_burst_is_not():
     # AND without the floor the first purchase was infinitely unlikely
     bare = tail_pvalues(np.array([[1.0]]), np.array([[0.0]]), np.ones(1), [COUNT])
     assert bare[0, 0] <= DEFAULT["significance"]
+
+
+def test_a_rate_measured_on_a_short_history_keeps_its_p_values_calibrated():
+    # GIVEN entities with a click-through rate of 4 %, each rate measured on eight windows of
+    # 60 impressions (the entity's history), and a run of ten such windows tested against it
+    rng = np.random.default_rng(4)
+    rate, history, tested, entities = 0.04, 8 * 60, 10 * 60, 200_000
+    measured = np.maximum(rng.binomial(history, rate, entities) / history, 1e-3)
+    clicks = rng.binomial(tested, rate, entities)
+    raw = np.stack([np.full(entities, float(tested)), clicks / tested], axis=1)
+    expected = np.stack([np.full(entities, float(tested)), measured], axis=1)
+
+    def chance(dispersion):
+        p = tail_pvalues(raw, expected, dispersion, [COUNT, 0])[:, 1]
+        return {level: float(np.mean(p <= level)) for level in (0.01, 0.001)}
+
+    # WHEN the test allows for the rate being measured (estimation_factor)
+    factor = estimation_factor(measured * tested, measured * history)
+    widened = chance(np.stack([np.ones(entities), factor], axis=1))
+    # THEN p <= a happens about a of the time
+    assert widened[0.01] <= 0.0115 and widened[0.001] <= 0.0015, widened
+    # AND taking the measured rate for the true one claims far more than chance
+    plain = chance(np.ones((entities, 2)))
+    assert plain[0.01] > 5 * 0.01 and plain[0.001] > 10 * 0.001, plain
