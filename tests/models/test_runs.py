@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
+from models.registry import PRESETS
 from models.runs import Runs
+
+DEFAULT_SIGNIFICANCE = PRESETS["rcf-level"]["significance"]
 
 
 def _feed(runs, windows, expected=5.0, history=None):
@@ -37,6 +40,23 @@ def test_a_run_against_a_rate_measured_on_little_history_needs_more_evidence():
     # the rate were known
     long = _feed(Runs(), [0.0, 0.0, 0.0], history=39 * 5.0)[2][0]
     assert unknown < long < 1e-5
+
+
+def test_windows_without_a_click_build_a_run_no_single_one_could_start():
+    # GIVEN about 2 expected clicks a window at a dispersion of 1.4, the rate measured on 39
+    # windows (a broken ad at low volume)
+    runs = Runs()
+    state = runs.decode([None])
+    for window in range(1, 11):
+        # WHEN a window brings no click
+        state, p, _ = runs.update(np.array([[0.0]]), np.array([[2.0]]), np.array([1.4]), state,
+                                  history=np.array([[39 * 2.0]]))
+        # THEN alone it is ordinary (one-sided tail 0.25, above keep_p), yet the run is kept
+        if window == 1:
+            assert p[0, 0] / 2 > runs.keep_p
+        assert runs.encode(state)[0] == [[0, 0.0, 2.0 * window]]
+    # AND ten in a row are significant at the default's level
+    assert p[0, 0] <= DEFAULT_SIGNIFICANCE
 
 
 def test_a_window_on_the_other_side_ends_the_run():
