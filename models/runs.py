@@ -16,7 +16,9 @@ Only runs with some evidence are kept (the one-sided tail of their side at most 
 an ordinary entity stores none: the state is an empty part, and a run costs three numbers. A run
 of windows without a single success is kept too. At 2 expected clicks a window and a dispersion
 of 1.4, a window without clicks has a tail of 0.25, so no such window could start a run; ten in
-a row are significant at the detector's 1e-4, even against a rate measured on 39 windows. The
+a row are significant at the detector's 1e-4, even against a rate measured on 39 windows. It is
+kept only where its history could make it evidence: measured against ``history`` expected
+successes, its tail never falls below ``exp(-history / phi)``. The
 tail is one-sided because a run lies on one side by construction: a window with no clicks where
 2.4 were expected (tail 0.09) starts a run, although its two-sided p-value (0.18) would not.
 
@@ -87,17 +89,21 @@ class Runs(Parameterised):
         go_on = (side != 0) & (side == running)
         obs = np.where(go_on, batch.observed + observed, observed)
         exp = np.where(go_on, batch.expected + expected, expected)
-        phi = np.broadcast_to(np.maximum(dispersion, 1.0), obs.shape)
-        if history is not None:
-            phi = phi * estimation_factor(exp, history)
+        counting = np.broadcast_to(np.maximum(dispersion, 1.0), obs.shape)
+        phi = counting if history is None else counting * estimation_factor(exp, history)
         tail = np.ones(obs.shape)
         moving = side != 0
         tail[moving] = count_tail(obs[moving] / phi[moving], exp[moving] / phi[moving])
         keep = tail <= self.keep_p  # a run lies on one side: its own tail is the evidence
         # A run without a single success is kept whatever its tail: where fewer than about
         # -ln(keep_p) successes are expected a window, no window alone can start a run, yet
-        # window after window of none (a broken ad) becomes certain.
-        keep |= (side < 0) & (obs == 0)
+        # window after window of none (a broken ad) becomes certain. Its tail never falls below
+        # exp(-history / phi), though: a run that could never reach keep_p is not kept (a bot
+        # share whose history saw no bot).
+        none = (side < 0) & (obs == 0)
+        if history is not None:
+            none &= history > -np.log(self.keep_p) * counting
+        keep |= none
         runs = RunsBatch(np.where(keep, obs, 0.0), np.where(keep, exp, 0.0))
         return runs, np.where(moving, two_sided(tail), 1.0), go_on
 

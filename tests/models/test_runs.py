@@ -59,6 +59,20 @@ def test_windows_without_a_click_build_a_run_no_single_one_could_start():
     assert p[0, 0] <= DEFAULT_SIGNIFICANCE
 
 
+def test_a_run_without_successes_is_not_kept_where_it_could_never_become_evidence():
+    # GIVEN a bot share whose history saw no bot: 0.05 expected a window, the floor of what 39
+    # windows could have missed (history 1.95 expected bots)
+    runs = Runs()
+    state = runs.decode([None])
+    for _ in range(10):
+        # WHEN window after window has no bot
+        state, p, _ = runs.update(np.array([[0.0]]), np.array([[0.05]]), np.ones(1), state,
+                                  history=np.array([[1.95]]))
+        # THEN no run is stored: its tail could never fall below exp(-1.95) = 0.14 > keep_p
+        assert runs.encode(state) == [None]
+    assert p[0, 0] == 1.0
+
+
 def test_a_window_on_the_other_side_ends_the_run():
     out = _feed(Runs(), [0.0, 0.0, 9.0])
     assert out[2][1] is False
