@@ -60,6 +60,7 @@ from models.significance import (
     UNTESTED,
     Dispersion,
     estimation_factor,
+    expected_events,
     significance_plan,
     tail_pvalues,
     trials,
@@ -477,8 +478,7 @@ class WindowDetector(Stateful):
             proportion = np.asarray(self.dispersion_.plan) >= 0  # counts follow daily cycles
             n = trials(raw, self.dispersion_.plan)
             tested = self.tested(expected)
-            per_window = np.where(proportion, tested * trials(expected, self.dispersion_.plan),
-                                  tested)
+            per_window = expected_events(tested, expected, self.dispersion_.plan)
             measured_on = self.baseline_.memory(past)[:, None] * per_window
             runs, run_p, run_on = self.runs_.update(
                 np.where(proportion, raw * n, 0.0),
@@ -599,8 +599,7 @@ class WindowDetector(Stateful):
         uncertainty of the expected value itself, which was measured on ``measured_on``
         expected events (:func:`~models.significance.estimation_factor`).
         """
-        plan = self.dispersion_.plan
-        now = np.where(np.asarray(plan) >= 0, tested * trials(raw, plan), tested)
+        now = expected_events(tested, raw, self.dispersion_.plan)
         return self.dispersion_.factors(raw) * estimation_factor(now, measured_on)
 
     def tested(self, expected: np.ndarray) -> np.ndarray:

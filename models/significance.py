@@ -120,6 +120,18 @@ def trials(raw: np.ndarray, plan: Sequence[int]) -> np.ndarray:
     return raw[:, np.maximum(np.asarray(plan, dtype=int), 0)]
 
 
+def expected_events(tested: np.ndarray, counts: np.ndarray, plan: Sequence[int]) -> np.ndarray:
+    """Per window and feature, the events its test expects.
+
+    A count's expected value, or a proportion's expected successes at the trials in ``counts``
+    (an untested feature: its value).
+
+    >>> expected_events(np.array([[40.0, 0.05]]), np.array([[200.0, 0.03]]), [COUNT, 0])
+    array([[40., 10.]])
+    """
+    return np.where(np.asarray(plan, dtype=int) >= 0, tested * trials(counts, plan), tested)
+
+
 def with_unseen_floor(expected: np.ndarray, plan: Sequence[int], alpha: float) -> np.ndarray:
     """Expected values to test against, never below what the history could have missed.
 
