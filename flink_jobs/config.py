@@ -163,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
             " under backpressure (a backlog, a replay) does not wait for them; the rows in"
             " flight are stored in it"),
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
-    Setting("job", "python_bundle_time_ms", _integer(1), "100",
+    Setting("job", "python_bundle_time_ms", _integer(1), "20",
             "the Python operator's bundle is finished at least this often; PyFlink holds the"
             " watermark until it is, so this bounds the delay before a window is scored"),
     Setting("job", "python_bundle_size", _integer(1), "1000",
