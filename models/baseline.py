@@ -20,6 +20,20 @@ import numpy as np
 from models.features import COUNT_FEATURES, SHARE_DENOMINATORS, SHARE_FEATURES
 from models.params import Parameterised, in_range, integer, non_negative
 
+#: Weight of a new window in the baseline, once warmed up (:class:`EwmaBaseline`'s ``alpha``).
+DEFAULT_ALPHA: float = 0.05
+
+
+def memory_windows(alpha: float) -> float:
+    """How many windows an exponentially weighted mean of weight ``alpha`` rests on.
+
+    The squared sum of its weights over the sum of their squares, ``(2 - alpha) / alpha``.
+
+    >>> memory_windows(0.05)
+    39.0
+    """
+    return (2.0 - alpha) / alpha
+
 
 @dataclass(frozen=True)
 class BaselineBatch:
@@ -84,7 +98,7 @@ class EwmaBaseline(Parameterised):
     def __init__(
         self,
         feature_names: Sequence[str],
-        alpha: float = 0.05,
+        alpha: float = DEFAULT_ALPHA,
         count_features: Sequence[str] = COUNT_FEATURES,
         share_features: Sequence[str] = SHARE_FEATURES,
         log_std_floor: float = 0.1,
@@ -133,15 +147,14 @@ class EwmaBaseline(Parameterised):
         """Per entity, how many windows its means rest on: their effective number.
 
         A plain mean (the first ``1 / alpha`` windows) rests on every window it has seen; an
-        exponentially weighted one on about ``(2 - alpha) / alpha`` (the squared sum of its
-        weights over the sum of their squares: 39 windows at 0.05).
+        exponentially weighted one on about :func:`memory_windows` (39 windows at 0.05).
 
         >>> b = EwmaBaseline(["clicks"])
         >>> state = b.decode([None, [5, bytes(16)], [500, bytes(16)]])
         >>> b.memory(state).tolist()
         [0.0, 5.0, 39.0]
         """
-        return np.minimum(batch.count, (2.0 - self.alpha) / self.alpha)
+        return np.minimum(batch.count, memory_windows(self.alpha))
 
     def std(self, batch: BaselineBatch) -> np.ndarray:
         """Floored standard deviations."""

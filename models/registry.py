@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from models.baseline import DEFAULT_ALPHA, memory_windows
 from models.detector import WindowDetector
 from models.features import SHARE_FEATURES
 from models.params import param_names
@@ -42,6 +43,12 @@ from models.rcf import KDA_DEFAULTS
 #: ``rcf-kda``'s, and any forest preset's on a single series (:mod:`models.series`). Chosen on
 #: NAB's dev split (docs/detectors.md, "NAB-style evaluation").
 RAW_FOREST_FLOOR: float = 0.35
+
+#: Hold-off of the ``-level`` presets, in windows: as long as an entity's baseline remembers a
+#: flagged episode (:func:`~models.baseline.memory_windows`, 39 at its alpha 0.05). The baseline
+#: learns the episode's windows (with clipped updates) and forgets them over that time; until
+#: then the entity's way back to its usual values is the episode fading, not a new one.
+EPISODE_WINDOWS: int = round(memory_windows(DEFAULT_ALPHA))
 
 PRESETS: dict[str, dict[str, Any]] = {
     "rcf-kda": {
@@ -63,7 +70,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "threshold_params": {"z": 4.0, "floor": 0.28, "alpha": 0.01, "settle": 100},
         "warmup": 12,
         "z_clip": 100.0,
-        "hold_off": 24,
+        "hold_off": EPISODE_WINDOWS,
         "learn_per_batch": 32,
         "learn_flagged": True,
         "significance": 1e-4,
@@ -86,7 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "threshold_params": {"z": 4.0, "floor": 0.6, "alpha": 0.01, "settle": 100},
         "warmup": 12,
         "z_clip": 30.0,
-        "hold_off": 24,
+        "hold_off": EPISODE_WINDOWS,
         "learn_per_batch": 32,
         "significance": 1e-4,
         "min_relative_change": 0.3,
