@@ -146,11 +146,18 @@ class _Anomaly:
     def active(self, t_ms: int) -> bool:
         return self.start_ms <= t_ms < self.end_ms
 
-    def label(self) -> dict[str, Any]:
+    def label(self, lead_ms: int = 0) -> dict[str, Any]:
+        """The truth's label: its span in event time starts ``lead_ms`` before the anomaly.
+
+        Events are stamped up to ``max_jitter_ms`` before they happen (bounded
+        out-of-orderness), so the first events of an anomaly starting at ``start_ms`` carry
+        event times from ``start_ms - max_jitter_ms``, in the window before it if it starts on
+        a window boundary.
+        """
         return {
             "kind": self.kind,
             "entities": [{"entity_type": t, "entity_id": i} for t, i in self.entities],
-            "start_ms": self.start_ms,
+            "start_ms": self.start_ms - lead_ms,
             "end_ms": self.end_ms,
             "expect_alert": self.expect_alert,
             "benign": self.benign,
@@ -471,7 +478,7 @@ def simulate(cfg: SimulationConfig) -> Simulation:
         "valid_events": len(lines) - len(dead),
         "dead_letter_reasons": dict(sorted(reasons.items())),
         "dead_letters": dead,
-        "anomalies": [a.label() for a in gen.world.anomalies],
+        "anomalies": [a.label(lead_ms=cfg.max_jitter_ms) for a in gen.world.anomalies],
     }
     logger.info("simulated %d lines (%d dead letters expected)", len(lines), len(dead))
     return Simulation(lines, truth)

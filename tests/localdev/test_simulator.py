@@ -15,6 +15,8 @@ from localdev.simulator import (
 )
 
 SMALL = SimulationConfig(minutes=6, events_per_second=120, seed=11)
+#: A label starts this long before its anomaly: the jitter stamps its first events that early.
+JITTER = SMALL.max_jitter_ms
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +77,14 @@ def test_ordinary_events_are_out_of_order_by_less_than_the_watermark_delay(sim):
 
 
 def test_anomalies_start_after_the_warm_up_on_window_boundaries(sim):
+    # GIVEN labels in event time, WHEN an anomaly starts on a window boundary,
+    # THEN its label starts the jitter before it
     start = SMALL.start_ms
     for a in sim.truth["anomalies"]:
         if a["expect_alert"]:
-            assert a["start_ms"] >= start + 0.3 * (SMALL.end_ms - start) - 10_000
-            assert (a["start_ms"] - start) % 10_000 == 0 and a["end_ms"] > a["start_ms"]
+            begins = a["start_ms"] + JITTER
+            assert begins >= start + 0.3 * (SMALL.end_ms - start) - 10_000
+            assert (begins - start) % 10_000 == 0 and a["end_ms"] > begins
     controls = [a["kind"] for a in sim.truth["anomalies"]
                 if not a["expect_alert"] and not a["benign"]]
     assert controls == ["slow_drift"]
@@ -140,12 +145,12 @@ def test_a_page_appears_and_pages_retire(sim):
     appears, retires = benign(sim, "entity_appears"), benign(sim, "entity_retires")
     new_page = appears["entities"][0]["entity_id"]
     times = [e["event_time"] for e in events if e["page"] == new_page]
-    assert times and min(times) >= appears["start_ms"] - 2_000
+    assert times and appears["start_ms"] <= min(times) < appears["start_ms"] + 2 * JITTER
     for entity in retires["entities"]:
         before = [e for e in events if e["page"] == entity["entity_id"]
                   and e["event_time"] < retires["start_ms"]]
         after = [e for e in events if e["page"] == entity["entity_id"]
-                 and e["event_time"] >= retires["start_ms"] + RETIRE_MS]
+                 and e["event_time"] >= retires["start_ms"] + JITTER + RETIRE_MS]
         assert before and not after
 
 
@@ -154,8 +159,8 @@ def test_a_launched_campaign_takes_its_share_of_impressions_from_launch_on(sim):
     campaign = launch["entities"][0]["entity_id"]
     impressions = [e for e in valid_events(sim) if e["action"] == "impression"]
     launched = [e for e in impressions if e["campaign"] == campaign]
-    assert min(e["event_time"] for e in launched) >= launch["start_ms"] - 2_000
-    after = [e for e in impressions if e["event_time"] >= launch["start_ms"] + 2_000]
+    assert min(e["event_time"] for e in launched) >= launch["start_ms"]
+    after = [e for e in impressions if e["event_time"] >= launch["start_ms"] + 2 * JITTER]
     share = sum(e["campaign"] == campaign for e in after) / len(after)
     assert abs(share - LAUNCH_SHARE) < 0.03
 
@@ -170,6 +175,6 @@ def test_the_site_wide_spike_lifts_every_kind_of_traffic(sim):
 
     span = spike["end_ms"] - spike["start_ms"]
     for action in ("page_view", "impression"):
-        during = per_second(spike["start_ms"] + 2_000, spike["end_ms"] - 2_000, action)
-        before = per_second(spike["start_ms"] - span, spike["start_ms"] - 2_000, action)
+        during = per_second(spike["start_ms"] + 2 * JITTER, spike["end_ms"] - JITTER, action)
+        before = per_second(spike["start_ms"] - span, spike["start_ms"], action)
         assert 0.8 * SPIKE_FACTOR < during / before < 1.2 * SPIKE_FACTOR
