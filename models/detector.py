@@ -194,7 +194,10 @@ def explain(
     """KDA's ``ANOMALY_EXPLANATION`` of one window and its kind (``"<top feature>_<direction>"``).
 
     ``high`` / ``low`` are the per-feature parts of its score pushing up / down; features are
-    listed by attribution, largest first; with ``keep``, only the features it marks.
+    listed by attribution, largest first. With ``keep`` (the features that moved materially),
+    only the features it marks, each in the direction it moved from its expected value: the
+    attribution's direction says where the point lies among the scorer's samples, which for a
+    flag on the evidence of a run (:mod:`models.runs`) need not be the way the feature moved.
 
     >>> kind, e = explain(["clicks", "ctr"], np.array([3.0, 0.0]), np.array([1.0, 0.5]),
     ...                   np.array([90.0, 0.01]), np.array([10.0, 0.02]))
@@ -203,6 +206,10 @@ def explain(
     >>> explain(["clicks", "ctr"], np.array([3.0, 0.0]), np.array([1.0, 0.5]),
     ...         np.array([90.0, 0.01]), np.array([10.0, 0.02]), np.array([False, True]))[0]
     'ctr_low'
+    >>> explain(["ctr"], np.array([0.02]), np.array([0.01]), np.array([0.016]),
+    ...         np.array([0.09]), np.array([True]))  # doctest: +NORMALIZE_WHITESPACE
+    ('ctr_low', {'ctr': {'DIRECTION': 'LOW', 'STRENGTH': 0.333..., 'ATTRIBUTION_SCORE': 0.03,
+                         'value': 0.016, 'expected': 0.09}})
     """
     total = high + low
     strength = np.abs(high - low) / np.maximum(total, 1e-12)
@@ -211,9 +218,10 @@ def explain(
         order = order[keep[order]]
         if not len(order):
             return "", {}
+    up = high >= low if keep is None else value > expected
     explanation = {
         names[j]: {
-            "DIRECTION": "HIGH" if high[j] >= low[j] else "LOW",
+            "DIRECTION": "HIGH" if up[j] else "LOW",
             "STRENGTH": float(strength[j]),
             "ATTRIBUTION_SCORE": float(total[j]),
             "value": float(value[j]),

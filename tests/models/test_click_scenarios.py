@@ -61,9 +61,11 @@ def test_default_explains_only_material_moves(click_stream):
     detector = make_detector(DEFAULT_DETECTOR)
     assert flags
     for _, _, _, verdict in flags:
-        # THEN each carries its significance and lists only features that moved materially
+        # THEN each carries its significance and lists only features that moved materially,
+        # each in the direction it moved
         assert verdict.p_value is not None and verdict.p_value <= detector.significance
         assert verdict.explanation
         for part in verdict.explanation.values():
             change = abs(part["value"] - part["expected"])
             assert change > 0 and change >= detector.min_relative_change * abs(part["expected"])
+            assert part["DIRECTION"] == ("HIGH" if part["value"] > part["expected"] else "LOW")
