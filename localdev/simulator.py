@@ -146,7 +146,7 @@ class _Anomaly:
     def active(self, t_ms: int) -> bool:
         return self.start_ms <= t_ms < self.end_ms
 
-    def label(self, lead_ms: int = 0) -> dict[str, Any]:
+    def label(self, lead_ms: int) -> dict[str, Any]:
         """The truth's label: its span in event time starts ``lead_ms`` before the anomaly.
 
         Events are stamped up to ``max_jitter_ms`` before they happen (bounded
