@@ -5,8 +5,9 @@ window's raw features into standardised deviations from that entity's own recent
 shared model can score every entity: a click flood on a small ad and on a large one look alike.
 
 Counts are modelled on a ``log1p`` scale (a doubling is a doubling at any volume), shares and rates
-linearly; every standard deviation has a floor so a constant feature does not turn the first
-wobble into an infinite deviation.
+linearly, a share's mean weighing each window by its count (clicks over impressions, not a mean of
+each window's ctr); every standard deviation has a floor so a constant feature does not turn the
+first wobble into an infinite deviation.
 """
 
 from __future__ import annotations
@@ -203,6 +204,8 @@ class EwmaBaseline(Parameterised):
             diff = np.where(batch.count[:, None] > 1, np.clip(diff, -bound, bound), diff)
         mean = batch.mean + a * diff
         var = (1.0 - a) * (batch.var + a * diff * diff)
+        if (self.share_of_ >= 0).any():
+            mean = batch.mean + self._share_weights(a, transformed, mean) * diff
         updated = replace(batch, count=count, mean=mean, var=var)
         freeze = ((count == self.level_after) & learn)[:, None]
         return replace(
@@ -210,6 +213,35 @@ class EwmaBaseline(Parameterised):
             level_mean=np.where(freeze, mean, batch.level_mean),
             level_std=np.where(freeze, self.std(updated), batch.level_std),
         )
+
+    def _share_weights(
+        self, a: np.ndarray, transformed: np.ndarray, counts: np.ndarray
+    ) -> np.ndarray:
+        """Learning weights with each share's scaled by its window's volume: a pooled rate.
+
+        A share learns a window in proportion to its denominator count ``n`` against that
+        count's mean ``N`` (from the updated log-scale ``counts``): ``a n / N``, at most 1.
+        While the baseline is a plain mean of its first windows, the share's mean is then about
+        the rate over them, clicks over impressions, not a mean of each window's rate: a
+        launched ad's first, partial window (1 click of 2 impressions) weighs as the two
+        impressions it holds. Once warmed up, a window weighs at most ``a``: smaller windows
+        less, busier ones no more, so an episode, which mostly comes with more traffic, is not
+        learned faster. A window without impressions teaches nothing about its ``ctr``.
+
+        >>> b = EwmaBaseline(["impressions", "clicks", "ctr"])
+        >>> state = b.decode([None])
+        >>> for window in ([2.0, 1.0, 0.5], [60.0, 2.0, 2 / 60], [60.0, 2.0, 2 / 60]):
+        ...     state = b.update(b.transform(np.array([window])), state)
+        >>> round(float(b.expected(state)[0, 2]), 3)
+        0.033
+        """
+        shares = self.share_of_ >= 0
+        denominators = np.maximum(self.share_of_, 0)
+        n = np.expm1(np.maximum(transformed[:, denominators], 0.0))
+        mean_n = np.expm1(np.maximum(counts[:, denominators], 0.0))
+        volume = np.divide(n, mean_n, out=np.zeros_like(n), where=mean_n > 0)
+        volume = np.where(a > self.alpha, volume, np.minimum(volume, 1.0))
+        return np.where(shares, np.minimum(a * volume, 1.0), a)
 
     def decode(self, parts: Sequence[Sequence[Any] | None]) -> BaselineBatch:
         """Decode per-entity :meth:`encode` parts (``None`` = new entity) into arrays."""
