@@ -557,7 +557,8 @@ class WindowDetector(Stateful):
 
         A feature moved materially when the window, or the run it continues, is significant
         and the window moved by ``min_relative_change`` — a count also against its expected
-        value scaled by the batch's common move, if it has one (``common_quorum``).
+        value scaled by the batch's common move, if it has one (``common_quorum``); the floor of
+        what its history could have missed (:meth:`tested`) is scaled with it.
 
         >>> det = WindowDetector(significance=1e-3, scorer_params={"num_trees": 5,
         ...                      "sample_size": 8})
@@ -586,8 +587,10 @@ class WindowDetector(Stateful):
             plan, self.min_relative_change, self.common_quorum,
         )
         if ratio != 1.0:
-            shifted = np.where(np.asarray(plan) == COUNT, expected * ratio, expected)
-            p_shifted = tail_pvalues(raw, self.tested(shifted), noise, plan)
+            # The floor of what the history could have missed moves with the site too.
+            counts = np.asarray(plan) == COUNT
+            shifted = np.where(counts, expected * ratio, expected)
+            p_shifted = tail_pvalues(raw, np.where(counts, tested * ratio, tested), noise, plan)
             moves &= (
                 (np.minimum(p_shifted, run_p) <= self.significance)
                 & moved(raw, shifted, self.min_relative_change)
