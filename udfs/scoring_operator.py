@@ -14,10 +14,11 @@ Keyed state per shard, all versioned msgpack bytes (never pickled classes):
   shard count (``ValueState``). A shard saved in the earlier layout, all its entities in one
   ``entities`` value, is read from there once and written out in this one;
 * ``pending`` — rows waiting for their window to close (``MapState``, one entry per row);
-* ``model`` — the shared detector, written every ``model_snapshot_windows`` windows or sooner
-  once the batches since outweigh it, and ``journal`` — every batch the detector processed
-  since (``ListState``). A restored shard loads the model and replays the journal, so its
-  detector is exactly where the checkpoint left it.
+* ``model`` — the shared detector: untrained when the shard starts (under 2 KB), then every
+  ``model_snapshot_windows`` windows or sooner once the batches since outweigh it;
+  and ``journal`` — every batch the detector processed since (``ListState``). A restored shard
+  loads the model and replays the journal, so its detector is exactly where the checkpoint
+  left it.
 
 Nothing expires on processing time: entities idle for ``entity_ttl_minutes`` of event time are
 dropped as windows close.
@@ -75,6 +76,30 @@ LATENCIES = OutputTag("window-latencies", LATENCY_ROW_TYPE)
 def _plain(params: Mapping[str, Any]) -> Any:
     """Parameters as a snapshot holds them (msgpack: tuples become lists), for comparison."""
     return msgpack.unpackb(msgpack.packb(params))
+
+
+def check_restored(key: str, restored: WindowDetector, configured: WindowDetector) -> None:
+    """ValueError naming the setting unless shard ``key`` restored the configured detector.
+
+    >>> configured = make_detector("rcf-level")
+    >>> check_restored("ad#1", WindowDetector.from_bytes(configured.to_bytes()), configured)
+    >>> check_restored("ad#1", configured, make_detector("rcf-level", {"warmup": 5}))
+    Traceback (most recent call last):
+    ...
+    ValueError: scoring.detector_params: shard ad#1 was restored with a 'rcf-level' detector of other parameters than the configured ones; keep the parameters or start without state
+    """  # noqa: E501
+    if restored.name != configured.name:
+        raise ValueError(
+            f"scoring.detector: shard {key} was restored with detector {restored.name!r}, the"
+            f" job is configured with {configured.name!r}; keep the detector or start without"
+            " state"
+        )
+    if _plain(restored.params()) != _plain(configured.params()):
+        raise ValueError(
+            f"scoring.detector_params: shard {key} was restored with a {restored.name!r}"
+            " detector of other parameters than the configured ones; keep the parameters or"
+            " start without state"
+        )
 
 
 def start_model_watch(model: Mapping[str, Any]) -> ModelWatch | None:
@@ -237,25 +262,21 @@ class ScoreEntityWindows(KeyedProcessFunction):
         return windows
 
     def _restore_detector(self, key: str) -> WindowDetector:
+        """The shard's detector: written to state and its journal replayed, or a new one.
+
+        A new one is written untrained at once (its name and parameters, for a restore to
+        check); its first trained snapshot waits for :class:`udfs.shard.JournalBudget`.
+        """
         configured = make_detector(self.detector_name, self.detector_params)
         held = self.model_state.value()
         if held is None:
-            detector = configured
+            detector, held = configured, configured.to_bytes()
+            self.model_state.update(held)
         else:
             detector = WindowDetector.from_bytes(held)
-            if detector.name != self.detector_name:
-                raise ValueError(
-                    f"scoring.detector: shard {key} was restored with detector"
-                    f" {detector.name!r}, the job is configured with {self.detector_name!r};"
-                    " keep the detector or start without state"
-                )
-            if _plain(detector.params()) != _plain(configured.params()):
-                raise ValueError(
-                    f"scoring.detector_params: shard {key} was restored with a"
-                    f" {detector.name!r} detector of other parameters than the configured ones;"
-                    " keep the parameters or start without state"
-                )
-        budget = JournalBudget(self.model_snapshot_windows, len(held) if held else None)
+            check_restored(key, detector, configured)
+        trained = len(held) if detector.batches_ else None
+        budget = JournalBudget(self.model_snapshot_windows, trained)
         for data in self.journal_state.get() or ():
             detector.process(batch_from_bytes(data))
             budget.journalled(len(data))

@@ -9,6 +9,7 @@ from models.registry import make_detector
 from udfs.scored_window import SCORED_COLUMNS, scored_row
 from udfs.shard import (
     STATE_VERSION,
+    UNTRAINED_JOURNAL_BYTES,
     EntityEntry,
     JournalBudget,
     ShardState,
@@ -99,8 +100,10 @@ def test_the_shared_detector_round_trips_through_its_flink_state_bytes(shard_win
     assert restored.process(list(probe))[0][0] == shard_windows.detector.process(list(probe))[0][0]
 
 
-def test_a_snapshot_plus_its_journal_restores_the_detector_exactly():
-    # GIVEN a shard whose batches are journalled after a snapshot taken at window 10
+@pytest.mark.parametrize("snapshot_at", [0, 10], ids=["untrained", "at-window-10"])
+def test_a_snapshot_plus_its_journal_restores_the_detector_exactly(snapshot_at):
+    # GIVEN a shard whose batches are journalled after a snapshot: of the untrained detector
+    # (a new shard's) or taken at window 10
     journal, snapshot = [], None
 
     def record(batch):
@@ -110,7 +113,7 @@ def test_a_snapshot_plus_its_journal_restores_the_detector_exactly():
                         on_batch=record)
     shard = ShardState()
     for k in range(25):
-        if k == 10:
+        if k == snapshot_at:
             snapshot, journal[:] = live.detector.to_bytes(), []
         shard.pending[T0 + (k + 1) * W] = [
             WindowRow(f"page-{i}", T0 + k * W, features(40 + i + k % 3 + (k == 20) * 500))
@@ -241,8 +244,8 @@ def test_a_shard_keeps_its_entity_bound_and_reports_whom_it_dropped():
 
 
 def journal_run(entities: int, windows: int) -> tuple[list[tuple[int, int | None]], int]:
-    """Windows closed by a shard of ``entities``, journalled under a budget of 30 windows:
-    after each window the journal's bytes and the last snapshot's; how many snapshots."""
+    """Windows closed by a new shard of ``entities``, journalled under a budget of 30 windows:
+    after each window the journal's bytes and the last trained snapshot's; how many snapshots."""
     budget = JournalBudget(max_windows=30)
     sizes, snapshots = [], 0
 
@@ -264,13 +267,21 @@ def journal_run(entities: int, windows: int) -> tuple[list[tuple[int, int | None
     return sizes, snapshots
 
 
+def test_a_new_shard_journals_its_first_windows_and_writes_its_model_every_30():
+    # GIVEN a new shard of 8 entities (its untrained detector written), 70 windows
+    # WHEN its batches are journalled under a budget of 30 windows
+    sizes, snapshots = journal_run(8, 70)
+    # THEN it journals its first 29 windows and writes its trained model at window 30 and 60
+    assert [model for _, model in sizes[:29]] == [None] * 29 and sizes[28][0] > 0, sizes
+    assert snapshots == 2 and sizes[29][0] == 0 and sizes[59][0] == 0, sizes
+    assert sizes[29][1] > 1_000_000, sizes
+
+
 def test_a_shard_of_many_entities_writes_its_model_before_the_journal_outweighs_it():
-    # GIVEN shards of 8 and of 3,000 entities, 40 windows each
-    # WHEN their batches are journalled under the budget
-    few, few_snapshots = journal_run(8, 40)
+    # GIVEN a new shard of 3,000 entities, 40 windows
+    # WHEN its batches are journalled under a budget of 30 windows
     many, many_snapshots = journal_run(3_000, 40)
-    # THEN the small shard writes its model at its first window and then every 30, as configured
-    assert few_snapshots == 2 and few[29][0] > 0 and few[30][0] == 0, few
-    # AND the large one every few windows, its journal never above its last model
+    # THEN it writes its model every few windows, its journal never above its last model (before
+    # the first, the bound of an untrained detector's journal)
     assert many_snapshots >= 10, many
-    assert all(journal <= model for journal, model in many), many
+    assert all(journal <= (model or UNTRAINED_JOURNAL_BYTES) for journal, model in many), many
