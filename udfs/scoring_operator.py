@@ -83,6 +83,10 @@ def check_restored(key: str, restored: WindowDetector, configured: WindowDetecto
 
     >>> configured = make_detector("rcf-level")
     >>> check_restored("ad#1", WindowDetector.from_bytes(configured.to_bytes()), configured)
+    >>> check_restored("ad#1", configured, make_detector("rcf-kda"))
+    Traceback (most recent call last):
+    ...
+    ValueError: scoring.detector: shard ad#1 was restored with detector 'rcf-level', the job is configured with 'rcf-kda'; keep the detector or start without state
     >>> check_restored("ad#1", configured, make_detector("rcf-level", {"warmup": 5}))
     Traceback (most recent call last):
     ...

@@ -206,7 +206,7 @@ def batch_from_bytes(data: bytes) -> Batch:
 
 
 #: Bound of a shard's journal until its first trained snapshot: about the default detector's
-#: trained model (2,101,652 B in ``clicksentry bench``), which a later journal is bounded by.
+#: trained model (2.1 MB in ``clicksentry bench``), which bounds the journal after it.
 UNTRAINED_JOURNAL_BYTES = 2 * 1024 * 1024
 
 
