@@ -218,8 +218,8 @@ class JournalBudget:
     it is exact; what differs is the bytes written. A new shard writes its untrained detector
     (under 2 KB) and journals from its first batch, so its first window does not write a model
     of megabytes. A snapshot is due every ``max_windows`` batches, or sooner once the journal
-    would outweigh the last snapshot (before the first, ``untrained_bytes``): a shard of many
-    entities journals megabytes a window, more than its model.
+    would outweigh the last snapshot (before the first, :data:`UNTRAINED_JOURNAL_BYTES`): a
+    shard of many entities journals megabytes a window, more than its model.
 
     >>> budget = JournalBudget(max_windows=3)
     >>> [budget.snapshot_due(400) for _ in range(3)]  # after the untrained detector
@@ -235,7 +235,6 @@ class JournalBudget:
     max_windows: int
     #: Size of the last trained snapshot (``None``: only the untrained detector is written).
     model_bytes: int | None = None
-    untrained_bytes: int = UNTRAINED_JOURNAL_BYTES
     windows: int = 0
     journal_bytes: int = 0
 
@@ -244,7 +243,7 @@ class JournalBudget:
 
         If not, it counts as journalled.
         """
-        limit = self.untrained_bytes if self.model_bytes is None else self.model_bytes
+        limit = UNTRAINED_JOURNAL_BYTES if self.model_bytes is None else self.model_bytes
         if self.windows + 1 >= self.max_windows or self.journal_bytes + batch_bytes > limit:
             return True
         self.journalled(batch_bytes)
