@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from localdev.cli import main as cli
-from models.rcf import RandomCutForestScorer
+from models.rcf import KDA_DEFAULTS, RandomCutForestScorer
 from models.registry import DEFAULT_DETECTOR, RAW_FOREST_FLOOR, make_detector
 from models.series import score_values, series_detector
 
@@ -61,8 +61,9 @@ def test_default_detector_scores_a_series_as_the_forest_on_its_raw_values():
     detector = series_detector(DEFAULT_DETECTOR)
     scores = [v.score for v in score_values(detector, values)]
     # THEN every score is its forest's own on the raw value, scored before it is learned:
-    # no per-entity levels, no gate
-    params = make_detector(DEFAULT_DETECTOR).scorer_params
+    # no per-entity levels, no gate; the forest is the preset's with KDA's 100 trees
+    params = {**make_detector(DEFAULT_DETECTOR).scorer_params, "num_trees": 100}
+    assert params == {**KDA_DEFAULTS, "random_seed": 42}
     forest = RandomCutForestScorer(**params)
     expected = []
     for v in values:
