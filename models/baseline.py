@@ -1,6 +1,6 @@
 """Per-entity baseline: an exponentially weighted mean and variance of each feature.
 
-Its state is the bulk of the detector's per-entity state (a few hundred bytes). It turns a
+Its state is the bulk of the detector's per-entity state (about 100 to 200 bytes). It turns a
 window's raw features into standardised deviations from that entity's own recent normal, so one
 shared model can score every entity: a click flood on a small ad and on a large one look alike.
 
@@ -151,7 +151,7 @@ class EwmaBaseline(Parameterised):
         exponentially weighted one on about :func:`memory_windows` (39 windows at 0.05).
 
         >>> b = EwmaBaseline(["clicks"])
-        >>> state = b.decode([None, [5, bytes(16)], [500, bytes(16)]])
+        >>> state = b.decode([None, [5, bytes(8)], [500, bytes(8)]])
         >>> b.memory(state).tolist()
         [0.0, 5.0, 39.0]
         """
@@ -244,31 +244,69 @@ class EwmaBaseline(Parameterised):
         return np.where(shares, np.minimum(a * volume, 1.0), a)
 
     def decode(self, parts: Sequence[Sequence[Any] | None]) -> BaselineBatch:
-        """Decode per-entity :meth:`encode` parts (``None`` = new entity) into arrays."""
+        """Decode per-entity :meth:`encode` parts (``None`` = new entity) into arrays.
+
+        >>> EwmaBaseline(["clicks"]).decode([[1, bytes(16)]])
+        Traceback (most recent call last):
+        ...
+        ValueError: entity state has 2 features, expected 1
+        """
         d = len(self.feature_names)
         count = np.zeros(len(parts), dtype=np.int64)
-        mean = np.zeros((len(parts), d))
-        var = np.zeros((len(parts), d))
-        level_mean = np.zeros((len(parts), d))
-        level_std = np.zeros((len(parts), d))
-        rows, counts, blobs = [], [], []
+        arrays = np.zeros((4, len(parts), d))  # mean, var, level_mean, level_std
+        # Entities without and with level arrays (parts of 2 and 3), each group from one buffer.
+        by_parts: dict[int, tuple[list[int], list[bytes]]] = {2: ([], []), 3: ([], [])}
         for i, part in enumerate(parts):
             if part is None:
                 continue
-            n, blob = part
-            if len(blob) != 16 * d:  # four float32 arrays of d features
-                raise ValueError(f"entity state has {len(blob) // 16} features, expected {d}")
+            if len(part) not in by_parts:
+                raise ValueError("entity state's baseline is not [count, mean and var, levels?]")
+            count[i], *blobs = part
+            for blob in blobs:
+                if len(blob) != 8 * d:  # two float32 arrays of d features
+                    raise ValueError(f"entity state has {len(blob) // 8} features, expected {d}")
+            rows, data = by_parts[len(part)]
             rows.append(i)
-            counts.append(n)
-            blobs.append(blob)
-        if rows:  # decoded at once, from one buffer
-            arrays = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(rows), 4, d)
-            count[rows] = counts
-            mean[rows], var[rows], level_mean[rows], level_std[rows] = arrays.transpose(1, 0, 2)
-        return BaselineBatch(count, mean, var, level_mean, level_std)
+            data.extend(blobs)
+        for k, (rows, data) in by_parts.items():
+            if rows:
+                held = 2 * (k - 1)  # arrays per entity
+                flat = np.frombuffer(b"".join(data), dtype=np.float32)
+                arrays[:held, rows] = flat.reshape(len(rows), held, d).transpose(1, 0, 2)
+        return BaselineBatch(count, *arrays)
+
+    @staticmethod
+    def part_of_version_5(part: Sequence[Any]) -> list[Any]:
+        """A part of entity state version 5 (four arrays in one blob) as :meth:`decode` reads it.
+
+        >>> EwmaBaseline.part_of_version_5([3, b"mmvvLLSS"])
+        [3, b'mmvv', b'LLSS']
+        """
+        n, blob = part
+        half = len(blob) // 2
+        return [n, blob[:half], blob[half:]]
 
     def encode(self, batch: BaselineBatch) -> list[list[Any]]:
-        """Per entity, msgpack-able parts: the window count and the four arrays as float32."""
+        """Per entity, msgpack-able parts: window count, mean and variance, frozen levels.
+
+        The arrays are float32 bytes, the mean and variance in one blob, the level mean and
+        scale in another. The levels are left out while they are zero, before the entity's scale is frozen
+        (:meth:`update`): most entities of a long tail never get there, and :meth:`decode` reads
+        them back as zero.
+
+        >>> b = EwmaBaseline(["clicks"], level_after=2)
+        >>> state = b.decode([None])
+        >>> for clicks in (3.0, 5.0):
+        ...     state = b.update(b.transform(np.array([[clicks]])), state)
+        ...     [part] = b.encode(state)
+        ...     print(part[0], [len(blob) for blob in part[1:]])
+        1 [8]
+        2 [8, 8]
+        """
         arrays = np.stack([batch.mean, batch.var, batch.level_mean, batch.level_std], axis=1)
         arrays = arrays.astype(np.float32)
-        return [[int(n), a.tobytes()] for n, a in zip(batch.count, arrays, strict=True)]
+        frozen = arrays[:, 2:].any(axis=(1, 2))
+        return [
+            [int(n), a[:2].tobytes(), a[2:].tobytes()] if held else [int(n), a[:2].tobytes()]
+            for n, a, held in zip(batch.count, arrays, frozen, strict=True)
+        ]

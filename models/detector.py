@@ -72,7 +72,10 @@ log = logging.getLogger(__name__)
 
 INPUTS = ("deviation", "level", "raw")
 #: Version of the per-entity state envelope ``[version, baseline, hold-off, runs parts]``.
-ENTITY_STATE_VERSION = 5
+#: Version 6 leaves out the baseline's level arrays until they are frozen; 5 always held them
+#: and is read too, so a snapshot of a version-5 job restores.
+ENTITY_STATE_VERSION = 6
+READABLE_ENTITY_STATE_VERSIONS = (5, ENTITY_STATE_VERSION)
 
 Entity = TypeVar("Entity", bound=Hashable)
 Explanation = dict[str, dict[str, Any]]
@@ -436,11 +439,13 @@ class WindowDetector(Stateful):
             unpacked = msgpack.unpackb(data)
             if not (isinstance(unpacked, list) and unpacked):
                 raise ValueError("entity state is not a [version, baseline, hold-off, runs] list")
-            if unpacked[0] != ENTITY_STATE_VERSION or len(unpacked) != 4:
+            if unpacked[0] not in READABLE_ENTITY_STATE_VERSIONS or len(unpacked) != 4:
                 raise ValueError(
-                    f"entity state version {unpacked[0]} is not {ENTITY_STATE_VERSION}"
+                    f"entity state version {unpacked[0]} is not {ENTITY_STATE_VERSION} (or 5)"
                 )
-            _, baseline_parts[i], holdoff_parts[i], runs_parts[i] = unpacked
+            version, baseline_parts[i], holdoff_parts[i], runs_parts[i] = unpacked
+            if version == 5:
+                baseline_parts[i] = EwmaBaseline.part_of_version_5(baseline_parts[i])
         return EntityStates(
             self.baseline_.decode(baseline_parts),
             self.holdoff_.decode(holdoff_parts),

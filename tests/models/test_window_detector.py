@@ -160,8 +160,38 @@ def test_entity_state_of_an_older_layout_is_rejected():
     layouts = [[3, 1, 0, 0.0, b"\0" * 16], [4, [1, b"\0" * 16], None]]
     for old in map(msgpack.packb, layouts):
         # WHEN it is processed THEN the error names the version
-        with pytest.raises(ValueError, match=r"entity state version [34] is not 5"):
+        with pytest.raises(ValueError, match=r"entity state version [34] is not 6 \(or 5\)"):
             det.process([(old, {"value": 1.0})])
+
+
+def _as_version_5(state):
+    """The entity state as version 5 wrote it: the baseline's four arrays always, in one blob."""
+    _, (n, *blobs), holdoff, runs = msgpack.unpackb(state)
+    levels = blobs[1] if len(blobs) == 2 else bytes(len(blobs[0]))
+    return msgpack.packb([5, [n, blobs[0] + levels], holdoff, runs])
+
+
+def test_a_young_entity_keeps_no_level_arrays_and_version_5_states_restore_alike():
+    # GIVEN a detector that freezes an entity's level scale after 4 windows, and two entities'
+    # states saved after 2 and after 6 windows
+    rng = np.random.default_rng(1)
+    det = WindowDetector(
+        scorer_params={"num_trees": 20, "sample_size": 32, "random_seed": 3},
+        baseline_params={"level_after": 4},
+    )
+    series = {e: list(rng.normal(50, 5, 6)) for e in ("young", "old")}
+    _, young = _run(det, {"young": series["young"][:2]})
+    _, old = _run(det, {"old": series["old"]})
+    states = [young["young"], old["old"]]
+    # THEN the young state is smaller by the two float32 arrays of its one feature (and the
+    # 2-byte header of their blob)
+    assert len(states[1]) - len(states[0]) == 2 * 4 + 2
+    # WHEN the same states in version 5's layout are read THEN they decode to the same arrays
+    now = det.entity_states(states).baseline
+    before = det.entity_states([_as_version_5(s) for s in states]).baseline
+    for field in ("count", "mean", "var", "level_mean", "level_std"):
+        np.testing.assert_array_equal(getattr(now, field), getattr(before, field))
+    assert now.level_std[1].all() and not now.level_std[0].any()
 
 
 def test_columns_choose_what_the_shared_scorer_sees():
