@@ -290,9 +290,9 @@ class EwmaBaseline(Parameterised):
         """Per entity, msgpack-able parts: window count, mean and variance, frozen levels.
 
         The arrays are float32 bytes, the mean and variance in one blob, the level mean and
-        scale in another. The levels are left out while they are zero, before the entity's scale is frozen
-        (:meth:`update`): most entities of a long tail never get there, and :meth:`decode` reads
-        them back as zero.
+        scale in another. The levels are left out while they are zero, before the entity's scale
+        is frozen (:meth:`update`): most entities of a long tail never get there, and
+        :meth:`decode` reads them back as zero.
 
         >>> b = EwmaBaseline(["clicks"], level_after=2)
         >>> state = b.decode([None])
