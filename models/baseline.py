@@ -252,28 +252,34 @@ class EwmaBaseline(Parameterised):
         ValueError: entity state has 2 features, expected 1
         """
         d = len(self.feature_names)
+        size = 8 * d  # bytes of a blob: two float32 arrays of d features
         count = np.zeros(len(parts), dtype=np.int64)
-        arrays = np.zeros((4, len(parts), d))  # mean, var, level_mean, level_std
-        # Entities without and with level arrays (parts of 2 and 3), each group from one buffer.
-        by_parts: dict[int, tuple[list[int], list[bytes]]] = {2: ([], []), 3: ([], [])}
+        mean = np.zeros((len(parts), d))
+        var = np.zeros((len(parts), d))
+        level_mean = np.zeros((len(parts), d))
+        level_std = np.zeros((len(parts), d))
+        rows, counts, blobs = [], [], []
+        unfrozen = bytes(size)  # the levels of an entity that has none yet
         for i, part in enumerate(parts):
             if part is None:
                 continue
-            if len(part) not in by_parts:
+            if len(part) == 3:
+                n, moments, levels = part
+            elif len(part) == 2:
+                (n, moments), levels = part, unfrozen
+            else:
                 raise ValueError("entity state's baseline is not [count, mean and var, levels?]")
-            count[i], *blobs = part
-            for blob in blobs:
-                if len(blob) != 8 * d:  # two float32 arrays of d features
-                    raise ValueError(f"entity state has {len(blob) // 8} features, expected {d}")
-            rows, data = by_parts[len(part)]
+            if len(moments) != size or len(levels) != size:
+                wrong = len(moments) if len(moments) != size else len(levels)
+                raise ValueError(f"entity state has {wrong // 8} features, expected {d}")
             rows.append(i)
-            data.extend(blobs)
-        for k, (rows, data) in by_parts.items():
-            if rows:
-                held = 2 * (k - 1)  # arrays per entity
-                flat = np.frombuffer(b"".join(data), dtype=np.float32)
-                arrays[:held, rows] = flat.reshape(len(rows), held, d).transpose(1, 0, 2)
-        return BaselineBatch(count, *arrays)
+            counts.append(n)
+            blobs += (moments, levels)
+        if rows:  # decoded at once, from one buffer
+            arrays = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(rows), 4, d)
+            count[rows] = counts
+            mean[rows], var[rows], level_mean[rows], level_std[rows] = arrays.transpose(1, 0, 2)
+        return BaselineBatch(count, mean, var, level_mean, level_std)
 
     @staticmethod
     def part_of_version_5(part: Sequence[Any]) -> list[Any]:
@@ -305,8 +311,13 @@ class EwmaBaseline(Parameterised):
         """
         arrays = np.stack([batch.mean, batch.var, batch.level_mean, batch.level_std], axis=1)
         arrays = arrays.astype(np.float32)
-        frozen = arrays[:, 2:].any(axis=(1, 2))
+        frozen = arrays[:, 2:].any(axis=(1, 2)).tolist()
+        data = arrays.tobytes()  # one buffer, cut per entity: faster than an array each
+        size = 8 * len(self.feature_names)  # bytes of two arrays
+        starts = range(0, len(data), 2 * size)
         return [
-            [int(n), a[:2].tobytes(), a[2:].tobytes()] if held else [int(n), a[:2].tobytes()]
-            for n, a, held in zip(batch.count, arrays, frozen, strict=True)
+            [n, data[at : at + size], data[at + size : at + 2 * size]]
+            if held
+            else [n, data[at : at + size]]
+            for n, held, at in zip(batch.count.tolist(), frozen, starts, strict=True)
         ]

@@ -64,3 +64,25 @@ def test_a_busy_window_teaches_no_faster_than_an_ordinary_one():
     # THEN both move the expected ctr by the baseline's weight, no more
     assert busy == pytest.approx(ordinary)
     assert ordinary == pytest.approx(0.03 + DEFAULT_ALPHA * 0.03, rel=1e-3)
+
+
+def test_state_round_trips_for_young_and_frozen_entities_in_one_batch():
+    # GIVEN a batch of a new entity, one of 3 windows and one past its frozen level scale
+    baseline = EwmaBaseline(list(FEATURE_NAMES), level_after=4)
+    rng = np.random.default_rng(2)
+    rows = rng.poisson(30, (8, 3, len(FEATURE_NAMES))).astype(float)
+    learn = np.array([[False, True, True]] * 3 + [[False, False, True]] * 5)
+    state = baseline.decode([None] * 3)
+    for t in range(8):
+        state = baseline.update(baseline.transform(rows[t]), state, learn=learn[t])
+    assert state.count.tolist() == [0, 3, 8] and state.level_std[2].all()
+    # WHEN it is encoded and decoded
+    parts = baseline.encode(state)
+    decoded = baseline.decode(parts)
+    # THEN only the frozen entity stores levels, and every array comes back as its float32 value
+    assert [len(part) for part in parts] == [2, 2, 3]
+    for name in ("count", "mean", "var", "level_mean", "level_std"):
+        expected = getattr(state, name)
+        if name != "count":
+            expected = expected.astype(np.float32).astype(np.float64)
+        np.testing.assert_array_equal(getattr(decoded, name), expected)
