@@ -121,8 +121,11 @@ class Runs(Parameterised):
     def encode(self, batch: RunsBatch) -> list[list[list[Any]] | None]:
         """Per entity, ``None`` without runs, else ``[feature, observed, expected]`` per run."""
         out: list[list[list[Any]] | None] = [None] * len(batch.observed)
-        held = (batch.observed != 0) | (batch.expected != 0)
-        for i, j in zip(*np.nonzero(held), strict=True):
-            run = [int(j), float(batch.observed[i, j]), float(batch.expected[i, j])]
-            out[i] = [*(out[i] or ()), run]
+        rows, cols = np.nonzero((batch.observed != 0) | (batch.expected != 0))
+        observed = batch.observed[rows, cols].tolist()  # Python numbers, in one call each
+        expected = batch.expected[rows, cols].tolist()
+        for i, j, obs, exp in zip(rows.tolist(), cols.tolist(), observed, expected, strict=True):
+            if out[i] is None:
+                out[i] = []
+            out[i].append([j, obs, exp])
         return out
