@@ -164,10 +164,17 @@ SETTINGS: tuple[Setting, ...] = (
             " flight are stored in it"),
     Setting("job", "checkpoint_dir", _text, "out/checkpoints", "where checkpoints are kept"),
     Setting("job", "python_bundle_time_ms", _integer(1), "20",
-            "the Python operator's bundle is finished at least this often; PyFlink holds the"
-            " watermark until it is, so this bounds the delay before a window is scored"),
+            "process mode: the Python operator's bundle is finished at least this often; PyFlink"
+            " holds the watermark until it is, so this bounds the delay before a window is"
+            " scored"),
     Setting("job", "python_bundle_size", _integer(1), "1000",
-            "elements in one Python bundle at most"),
+            "process mode: elements in one Python bundle at most"),
+    Setting("job", "python_execution_mode", _choice("thread", "process"), "thread",
+            "where the Python operators run: 'thread' (PyFlink's thread mode: an interpreter"
+            " embedded in the task manager's JVM, no Beam bundle between it and the Java"
+            " operators) or 'process' (Python worker processes reached through Beam, PyFlink's"
+            " default); the outputs are the same, and a snapshot restores only in the mode"
+            " that took it"),
     Setting("scoring", "detector", _choice(*DETECTOR_NAMES), DEFAULT_DETECTOR,
             "registry name of the detector (models/registry.py)"),
     Setting("scoring", "detector_params", json_object, "{}",

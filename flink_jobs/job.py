@@ -11,6 +11,8 @@ called.
 from __future__ import annotations
 
 import logging
+import os
+import site
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,7 +46,14 @@ from flink_jobs.tables import (
     source_ddl,
 )
 from udfs.latency import FIRED_AT_COLUMN, LATENCY_COLUMNS
-from udfs.scored_window import EVICTION_COLUMNS, MODEL_EVENT_COLUMNS, SCORED_ROW_TYPE
+from udfs.scored_window import (
+    EMITTED_ROW_TYPE,
+    EVICTION_COLUMNS,
+    EXPLANATION_POSITION,
+    MODEL_EVENT_COLUMNS,
+    RECORD_POSITION,
+    SCORED_ROW_TYPE,
+)
 from udfs.scoring_operator import (
     EVICTIONS,
     LATENCIES,
@@ -171,8 +180,10 @@ def create_environment(
     table_config.set("table.exec.uid.generation", "ALWAYS")
     # Chained operators hand rows on without copying them (SQL operators copy what they keep).
     table_config.set("pipeline.object-reuse", "true")
+    # Thread mode hands each row to the Python operators and back at once. In process mode
     # PyFlink holds the watermark until the Python operator's bundle is finished: the bundle
     # bounds how long a closed window waits before it is scored (bench: window-to-anomaly p50).
+    table_config.set("python.execution-mode", job["python_execution_mode"])
     table_config.set("python.fn-execution.bundle.time", str(job["python_bundle_time_ms"]))
     table_config.set("python.fn-execution.bundle.size", str(job["python_bundle_size"]))
     if job["idle_timeout_ms"]:
@@ -184,6 +195,8 @@ def create_environment(
         table_config.set("pipeline.jars", jar_url())
         table_config.set("python.executable", sys.executable)
         table_config.set("python.client.executable", sys.executable)
+        # The interpreter thread mode embeds starts from the base Python's paths: add the venv's.
+        table_config.set("python.pythonpath", os.pathsep.join(site.getsitepackages()))
     return t_env
 
 
@@ -207,6 +220,22 @@ def _local_environment_with_jar(url: str, cluster_options: Mapping[str, str]):
     loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
     j_env = jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(conf, loader)
     return StreamExecutionEnvironment(j_env)
+
+
+def _with_explanation(scored):
+    """The scoring operator's rows with their explanation column added.
+
+    ``ExplanationColumn`` (the project's jar) builds it from the record's JSON, see
+    :data:`udfs.scored_window.EMITTED_COLUMNS`.
+    """
+    from pyflink.datastream import DataStream
+    from pyflink.java_gateway import get_gateway
+
+    explain = get_gateway().jvm.io.clicksentry.flink.ExplanationColumn(
+        RECORD_POSITION, EXPLANATION_POSITION
+    )
+    j_stream = scored._j_data_stream.map(explain, SCORED_ROW_TYPE.get_java_type_info())
+    return DataStream(j_stream.name("explanation-column").uid("explanation-column"))
 
 
 def create_source(t_env, config: Config, options: Mapping[str, str]) -> None:
@@ -333,13 +362,21 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
         def get_key(self, value):
             return shard_key(value.entity_type, value.entity_id, shards)
 
+    # The shard key is a Java string in thread mode. Process mode keeps PyFlink's default, the
+    # key pickled (cloudpickle) into bytes: the key of every snapshot taken before thread mode
+    # was added. Thread mode would pickle it other bytes (plain pickle), and a restored
+    # operator would silently find none of its state under them; with a string key, restoring
+    # a snapshot of the other mode fails on the key's serializer instead (docs/deploy.md).
+    process_mode = config.get("job", "python_execution_mode") == "process"
+    shard_key_type = None if process_mode else Types.STRING()
+
     scored = (
         # Each row stamped with when it was emitted: when the job passed its window's end, the
         # start of the window-to-anomaly latency (udfs.latency; scoring ignores the stamp).
         t_env.to_data_stream(t_env.sql_query(
             f"SELECT *, PROCTIME() AS {FIRED_AT_COLUMN} FROM window_features"
         ))
-        .key_by(ByShard())
+        .key_by(ByShard(), key_type=shard_key_type)
         .process(
             ScoreEntityWindows(
                 scoring["detector"],
@@ -353,7 +390,7 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
                 latency_samples=tables.window_latencies is not None,
                 model=model,
             ),
-            output_type=SCORED_ROW_TYPE,
+            output_type=EMITTED_ROW_TYPE,
         )
         .name("score-entity-windows")
         .uid("score-entity-windows")
@@ -361,7 +398,9 @@ def define_pipeline(t_env, config: Config, tables: JobTables):
     schema = Schema.new_builder()
     for name, sql_type in scored_sql_columns():
         schema.column(name, sql_type)
-    t_env.create_temporary_view("scored", t_env.from_data_stream(scored, schema.build()))
+    t_env.create_temporary_view(
+        "scored", t_env.from_data_stream(_with_explanation(scored), schema.build())
+    )
     # The site's own alert (models.site): every page window of every shard, one detector.
     site_alerts = (
         scored.filter(PageWindows())

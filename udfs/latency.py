@@ -11,9 +11,9 @@ reached this subtask), the time it first saw its own watermark at or past the en
 time since then is its latency (:meth:`WindowLatency.scored`).
 
 The stamp is taken before the Python operator, so the latency includes the rows' way to the
-Python worker and PyFlink holding the watermark until its bundle is finished (up to
-``python.fn-execution.bundle.time``); it ends when the operator hands the record on (the
-serialisation back to Java comes after). Nothing the job outputs depends on it.
+Python operator and, in process mode, PyFlink holding the watermark until its bundle is
+finished (up to ``python.fn-execution.bundle.time``); it ends when the operator hands the
+record on (the conversion back to Java comes after). Nothing the job outputs depends on it.
 
 >>> latency = WindowLatency(recent=4)
 >>> latency.row_fired(10_000, fired_at_ms=1_000_050)
@@ -49,6 +49,19 @@ LATENCY_COLUMNS = (
 LATENCY_ROW_TYPE = Types.ROW_NAMED(
     [name for name, _, _ in LATENCY_COLUMNS], [t for _, t, _ in LATENCY_COLUMNS]
 )
+
+
+def epoch_milli(instant) -> int:
+    """Epoch milliseconds of a ``TIMESTAMP_LTZ`` value as the Python operator receives it.
+
+    PyFlink's own ``Instant`` in process mode; in thread mode, the Java ``Instant`` itself.
+
+    >>> from pyflink.common.time import Instant
+    >>> epoch_milli(Instant(1, 500_000_000))
+    1500
+    """
+    to_epoch_milli = getattr(instant, "to_epoch_milli", None)
+    return to_epoch_milli() if to_epoch_milli is not None else instant.toEpochMilli()
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:

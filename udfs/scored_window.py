@@ -75,7 +75,15 @@ SCORED_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("dt", Types.STRING(), "STRING"),
     ("hour", Types.STRING(), "STRING"),
 )
+#: Columns the scoring operator emits: every scored column but the explanation, which
+#: ``ExplanationColumn`` (the project's jar) reads from the record's JSON and inserts at
+#: :data:`EXPLANATION_POSITION` (PyFlink 1.20's thread mode cannot hand an array of rows to
+#: Java intact, FLINK-35180).
+EMITTED_COLUMNS = tuple(c for c in SCORED_COLUMNS if c[0] != "explanation")
+EMITTED_ROW_TYPE = _row_type(EMITTED_COLUMNS)
 SCORED_ROW_TYPE = _row_type(SCORED_COLUMNS)
+EXPLANATION_POSITION = [c[0] for c in SCORED_COLUMNS].index("explanation")
+RECORD_POSITION = [c[0] for c in EMITTED_COLUMNS].index("record")
 #: Columns of an entity eviction (name, PyFlink type, SQL type).
 EVICTION_COLUMNS: tuple[tuple[str, Any, str], ...] = (
     ("entity_type", Types.STRING(), "STRING"),
@@ -152,29 +160,10 @@ def build_record(
     return record
 
 
-def explanation_rows(explanation: Mapping[str, Mapping[str, Any]]) -> list[Row]:
-    """The archive's form of an explanation: one row per feature, in the record's order.
-
-    >>> explanation_rows({"clicks": {"DIRECTION": "HIGH", "STRENGTH": 0.9,
-    ...                   "ATTRIBUTION_SCORE": 2.0, "value": 40.0, "expected": 4.0}})
-    [Row(feature='clicks', direction='HIGH', strength=0.9, attribution_score=2.0, value=40.0, \
-expected=4.0)]
-    """
-    return [
-        Row(
-            feature=feature,
-            direction=part["DIRECTION"],
-            strength=float(part["STRENGTH"]),
-            attribution_score=float(part["ATTRIBUTION_SCORE"]),
-            value=float(part["value"]),
-            expected=float(part["expected"]),
-        )
-        for feature, part in explanation.items()
-    ]
-
-
 def scored_row(record: Mapping[str, Any]) -> Row:
-    """The sink row of a scored window: the record's JSON plus flat, queryable columns.
+    """The row the scoring operator emits for a scored window (:data:`EMITTED_COLUMNS`).
+
+    The record's JSON plus flat, queryable columns; the job adds the explanation column.
 
     ``record["synthetic"]`` (set by the operator for a synthesised empty window) becomes a
     column; the JSON record leaves it out.
@@ -192,10 +181,9 @@ def scored_row(record: Mapping[str, Any]) -> Row:
     values = {
         "record": json.dumps(document, separators=(",", ":")),
         "synthetic": record.get("synthetic", False),
-        "explanation": explanation_rows(record["explanation"]),
         "dt": end[:10],
         "hour": end[11:13],
         **{k: record[k] for k in _RECORD_COLUMNS},
         **{name: float(record["features"][name]) for name in FEATURE_NAMES},
     }
-    return Row(**{name: values[name] for name, _, _ in SCORED_COLUMNS})
+    return Row(**{name: values[name] for name, _, _ in EMITTED_COLUMNS})

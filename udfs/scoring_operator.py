@@ -46,7 +46,8 @@ from pyflink.datastream.state import (
 from models.detector import WindowDetector
 from models.features import FEATURE_NAMES
 from models.registry import make_detector
-from udfs.latency import FIRED_AT_COLUMN, LATENCY_ROW_TYPE, WindowLatency
+from udfs.byte_state import BYTES, byte_state
+from udfs.latency import FIRED_AT_COLUMN, LATENCY_ROW_TYPE, WindowLatency, epoch_milli
 from udfs.model_watch import ModelWatch, read_uri
 from udfs.operator_metrics import ScoringMetrics, wall_clock_ms
 from udfs.scored_window import EVICTION_ROW_TYPE, MODEL_EVENT_ROW_TYPE, scored_row
@@ -64,7 +65,6 @@ from udfs.shard import (
 logger = logging.getLogger(__name__)
 
 MAX_WATERMARK = 2**63 - 1
-BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 #: Side output: one row per entity dropped to keep a shard within its entity bound.
 EVICTIONS = OutputTag("entity-evictions", EVICTION_ROW_TYPE)
 #: Side output: one row per published model version loaded or rejected (``scoring.model_uri``).
@@ -187,18 +187,21 @@ class ScoreEntityWindows(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Declare the keyed state and register the metrics (:mod:`udfs.operator_metrics`)."""
-        self.shard_state = runtime_context.get_state(ValueStateDescriptor("shard", BYTES))
-        self.entity_state = runtime_context.get_map_state(
-            MapStateDescriptor("entity", Types.STRING(), BYTES)
+        context = runtime_context
+        self.shard_state = byte_state(context.get_state(ValueStateDescriptor("shard", BYTES)))
+        self.entity_state = byte_state(
+            context.get_map_state(MapStateDescriptor("entity", Types.STRING(), BYTES))
         )
-        self.single_value_state = runtime_context.get_state(
-            ValueStateDescriptor("entities", BYTES)
+        self.single_value_state = byte_state(
+            context.get_state(ValueStateDescriptor("entities", BYTES))
         )
-        self.pending_state = runtime_context.get_map_state(
-            MapStateDescriptor("pending", Types.STRING(), BYTES)
+        self.pending_state = byte_state(
+            context.get_map_state(MapStateDescriptor("pending", Types.STRING(), BYTES))
         )
-        self.model_state = runtime_context.get_state(ValueStateDescriptor("model", BYTES))
-        self.journal_state = runtime_context.get_list_state(ListStateDescriptor("journal", BYTES))
+        self.model_state = byte_state(context.get_state(ValueStateDescriptor("model", BYTES)))
+        self.journal_state = byte_state(
+            context.get_list_state(ListStateDescriptor("journal", BYTES))
+        )
         # Live objects by shard key, so a row or a timer does not decode megabytes. Flink state
         # stays the source of truth: a restored task starts with empty maps and reads it.
         self.live_shards: dict[str, ShardState] = {}
@@ -311,7 +314,7 @@ class ScoreEntityWindows(KeyedProcessFunction):
             int(value.window_start_ms),
             {name: float(value[name]) for name in FEATURE_NAMES},
         )
-        self.latency.row_fired(end, value[FIRED_AT_COLUMN].to_epoch_milli())
+        self.latency.row_fired(end, epoch_milli(value[FIRED_AT_COLUMN]))
         self._shard(key).pending.setdefault(end, []).append(row)
         self.pending_state.put(f"{end}/{row.entity_id}", pending_row_bytes(end, row))
         # The window's own timer, and one per end where this entity may get an empty window:

@@ -26,11 +26,11 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from models.detector import Verdict
 from models.features import FEATURE_NAMES
 from models.site import SITE_ENTITY, SITE_PARTS, SiteDetector, SiteVerdict, page_traffic
+from udfs.byte_state import BYTES, byte_state
 from udfs.scored_window import build_record
 
 logger = logging.getLogger(__name__)
 
-BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 #: The one key of the site's operator.
 SITE_KEY = "/".join(SITE_ENTITY)
 #: What the operator emits: an anomaly record (JSON), as the anomalies sink takes it.
@@ -113,7 +113,9 @@ class SiteAlerts(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Declare the keyed state."""
-        self.detector_state = runtime_context.get_state(ValueStateDescriptor("detector", BYTES))
+        self.detector_state = byte_state(
+            runtime_context.get_state(ValueStateDescriptor("detector", BYTES))
+        )
         self.pending_state = runtime_context.get_map_state(
             MapStateDescriptor("pending", Types.STRING(), Types.DOUBLE())
         )

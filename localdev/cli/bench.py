@@ -2,11 +2,12 @@
 
 On one simulated input, one job after the other in this run: a pure-SQL 10 s window count (the
 baseline), the stages of the job's own graph at parallelism 1 (:data:`STAGES`: source + parse +
-classify, + windows, + all SQL features, the full job), and the full job again at parallelism 2
-on the same events dealt into two files (a source that really splits), whose outputs must equal
-the parallelism-1 run's. The full job's window-to-anomaly latency comes from the job itself
-(:mod:`udfs.latency`). Then entity-window scorings/s of every detector in isolation, and the
-full job over 1,000 to 1,000,000 distinct pages with aligned and with unaligned checkpoints
+classify, + windows, + all SQL features, the full job), the full job again at parallelism 2
+on the same events dealt into two files (a source that really splits), and at parallelism 1 with
+its Python operators in process mode (``job.python_execution_mode``, as deployed); the outputs of
+both must equal the first full run's. The full job's window-to-anomaly latency comes from the
+job itself (:mod:`udfs.latency`). Then entity-window scorings/s of every detector in isolation,
+and the full job over 1,000 to 1,000,000 distinct pages with aligned and with unaligned checkpoints
 (:mod:`localdev.benchmarks.entity_scale`). Prints a table; the last line is one JSON object
 with every number.
 """
@@ -70,10 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, parallelism: int, work: Path,
-            checkpoint_interval_ms: int = 0, unaligned: bool = False) -> Config:
+            checkpoint_interval_ms: int = 0, unaligned: bool = False,
+            python_mode: str | None = None) -> Config:
     scoring = {"detector": args.detector} if args.detector else {}
+    mode = {"python_execution_mode": python_mode} if python_mode else {}
     return load_config(groups={
-        "job": {"parallelism": str(parallelism),
+        "job": {**mode, "parallelism": str(parallelism),
                 "checkpoint_interval_ms": str(checkpoint_interval_ms),
                 "unaligned_checkpoints": str(unaligned).lower(),
                 "checkpoint_dir": str(work / "checkpoints"), "out_dir": str(work)},
@@ -110,6 +113,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         return 2
     try:
         config, scaled_config = _config(args, 1, work), _config(args, scale, work)
+        process_config = _config(args, 1, work, python_mode="process")
         scale_configs = {
             mode: _config(args, 1, work, ENTITY_SCALE_CHECKPOINT_MS, mode == "unaligned")
             for mode in dict.fromkeys(args.entity_scale_checkpoints)
@@ -150,33 +154,44 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
     scaled_out = LocalOutputs(work / f"job-p{scale}")
     scaled = full_job(scaled_config, split, scaled_out.root, events)
     _report(f"full job, parallelism {scale}", scaled)
+    mode = config.get("job", "python_execution_mode")
+    print("(d) full job, parallelism 1, Python operators in process mode (as deployed) …",
+          flush=True)
+    process_out = LocalOutputs(work / "job-p1-process")
+    process = full_job(process_config, single, process_out.root, events)
+    _report("full job, parallelism 1, process mode", process)
     speedup = scaled.events_per_s / job.events_per_s
-    differences = {
-        name: differing_records(read_records(getattr(p1_out, name)),
-                                read_records(getattr(scaled_out, name)))
-        for name in COMPARED
-    }
-    identical = not any(differences.values())
     scored = sum(1 for _ in read_records(p1_out.scored_windows))
     print(f"    parallel_speedup (p{scale} / p1): {speedup:.2f}", flush=True)
-    if identical:
-        print(f"    outputs of p{scale} identical to p1: yes ({scored} scored windows,"
-              " anomalies and dead letters record for record)", flush=True)
-    else:
-        print(f"    outputs of p{scale} identical to p1: NO — records differing: {differences}",
-              flush=True)
+    print(f"    process mode / {mode} mode, parallelism 1:"
+          f" {process.events_per_s / job.events_per_s:.2f}", flush=True)
+    differences = {}
+    for label, out in ((f"p{scale}", scaled_out), ("p1-process", process_out)):
+        differences[label] = {
+            name: differing_records(read_records(getattr(p1_out, name)),
+                                    read_records(getattr(out, name)))
+            for name in COMPARED
+        }
+        if not any(differences[label].values()):
+            print(f"    outputs of {label} identical to p1: yes ({scored} scored windows,"
+                  " anomalies and dead letters record for record)", flush=True)
+        else:
+            print(f"    outputs of {label} identical to p1: NO — records differing:"
+                  f" {differences[label]}", flush=True)
+    identical = not any(differences[f"p{scale}"].values())
     ratio = job.events_per_s / baseline.events_per_s
     print(f"    ratio full job / SQL baseline: {ratio:.2f}", flush=True)
     latency = {
         "p1": latency_summary(read_records(p1_out.window_latencies)),
         f"p{scale}": latency_summary(read_records(scaled_out.window_latencies)),
+        "p1-process": latency_summary(read_records(process_out.window_latencies)),
     }
     for label, summary in latency.items():
         print(f"    window-to-anomaly latency, {label}: p50 {summary['p50_ms']} ms,"
               f" p99 {summary['p99_ms']} ms over {summary['windows']} scored windows",
               flush=True)
 
-    print(f"(d) detectors alone, batches of {args.entities} entity windows …", flush=True)
+    print(f"(e) detectors alone, batches of {args.entities} entity windows …", flush=True)
     detectors = measure_detectors(args.detectors, n_entities=args.entities)
     names = args.detectors or DETECTOR_NAMES
     for name in names:
@@ -195,13 +210,17 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         "stages": {key: round(run.events_per_s) for key, run in stages.items()},
         "cores_busy": {
             key: None if run.cores_busy is None else round(run.cores_busy, 2)
-            for key, run in {"sql_baseline": baseline, **stages, f"p{scale}": scaled}.items()
+            for key, run in {"sql_baseline": baseline, **stages, f"p{scale}": scaled,
+                             "p1-process": process}.items()
         },
         "scale_parallelism": scale,
         "scaled_job_events_per_s": round(scaled.events_per_s),
         "parallel_speedup": round(speedup, 3),
         "scaled_outputs_identical": identical,
-        "scaled_records_differing": differences,
+        "scaled_records_differing": differences[f"p{scale}"],
+        "python_execution_mode": mode,
+        "process_mode_job_events_per_s": round(process.events_per_s),
+        "process_mode_outputs_identical": not any(differences["p1-process"].values()),
         "p50_window_to_anomaly_ms": latency["p1"]["p50_ms"],
         "p99_window_to_anomaly_ms": latency["p1"]["p99_ms"],
         "window_to_anomaly_ms": latency,

@@ -1,7 +1,8 @@
 """The same input gives the same output: run to run, and at parallelism 1 and 2.
 
 GIVEN one simulated stream with injected anomalies, malformed lines and late events;
-WHEN the embedded job runs on it twice at parallelism 1 and once at parallelism 2;
+WHEN the embedded job runs on it twice at parallelism 1, once at parallelism 2 and once with its
+Python operators in process mode instead of thread mode;
 THEN the scored windows, the anomalies and the dead letters are identical, record for record
 (no field of them is volatile: every value derives from event time and the input).
 
@@ -25,8 +26,10 @@ STREAM = SimulationConfig(minutes=6, events_per_second=300, seed=7)
 FUTURE_AT_LINE = 20_000
 
 
-def run_job(events_file: Path, root: Path, parallelism: int) -> dict[str, list[str]]:
-    outputs = run_embedded(events_file, root, parallelism)
+def run_job(
+    events_file: Path, root: Path, parallelism: int, mode: str = "thread"
+) -> dict[str, list[str]]:
+    outputs = run_embedded(events_file, root, parallelism, {"job": {"python_execution_mode": mode}})
     return {name: canonical(outputs[name]) for name in OUTPUTS}
 
 
@@ -41,8 +44,11 @@ def runs(tmp_path_factory):
     future_file.write_text("\n".join([*lines[:FUTURE_AT_LINE], future,
                                       *lines[FUTURE_AT_LINE:]]) + "\n")
     runs = {
-        label: run_job(events_file, root / label, parallelism)
-        for label, parallelism in (("p1-first", 1), ("p1-second", 1), ("p2", 2))
+        label: run_job(events_file, root / label, parallelism, mode)
+        for label, parallelism, mode in (
+            ("p1-first", 1, "thread"), ("p1-second", 1, "thread"), ("p2", 2, "thread"),
+            ("p1-process", 1, "process"),
+        )
     }
     runs["future"] = run_job(future_file, root / "future", 1)
     runs["future"]["inserted"] = [future]
@@ -55,11 +61,14 @@ def test_the_runs_produced_work_to_compare(runs):
     assert first["anomalies"] and first["dead_letters"]
     assert any('"synthetic": true' in w for w in first["scored_windows"])
     assert any('"reason": "late"' in d for d in first["dead_letters"])
+    assert any(json.loads(w)["explanation"] for w in first["scored_windows"])
 
 
 @pytest.mark.parametrize("output", ["scored_windows", "anomalies", "dead_letters"])
-@pytest.mark.parametrize("other", ["p1-second", "p2"])
-def test_outputs_are_identical_run_to_run_and_across_parallelism(runs, output, other):
+@pytest.mark.parametrize("other", ["p1-second", "p2", "p1-process"])
+def test_outputs_are_identical_run_to_run_across_parallelism_and_execution_mode(
+    runs, output, other
+):
     first, second = runs["p1-first"][output], runs[other][output]
     assert len(first) == len(second)
     assert first == second, next(

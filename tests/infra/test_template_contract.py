@@ -29,6 +29,7 @@ SHAPE_REASONS = ("bad_json", "missing_field:", "bad_type:", "too_long:", "bad_va
 DEPLOYED = {
     ("job", "source"): "kinesis",
     ("job", "parallelism"): {"Ref": "Parallelism"},
+    ("job", "python_execution_mode"): "process",
     ("kinesis", "initial_position"): {"Ref": "InitialPosition"},
 }
 

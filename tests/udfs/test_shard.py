@@ -6,7 +6,7 @@ import pytest
 from models.detector import WindowDetector
 from models.features import FEATURE_NAMES
 from models.registry import make_detector
-from udfs.scored_window import SCORED_COLUMNS, scored_row
+from udfs.scored_window import EMITTED_COLUMNS, scored_row
 from udfs.shard import (
     STATE_VERSION,
     UNTRAINED_JOURNAL_BYTES,
@@ -74,7 +74,7 @@ def test_records_follow_the_documented_schema(shard_windows):
     assert set(record) - {"synthetic"} == documented
     assert record["anomaly_id"] == "page/page-a/2026-01-05T00:00:10.000Z"
     row = scored_row(dict(record))
-    assert len(row) == len(SCORED_COLUMNS)
+    assert len(row) == len(EMITTED_COLUMNS)
     assert json.loads(row[0])["window_end_ms"] == T0 + W
     assert (row[-2], row[-1]) == ("2026-01-05", "00")  # dt, hour partitions
 

@@ -492,7 +492,14 @@ class ClicksentryStack(cdk.Stack):
             "initial_position": self.initial_position.value_as_string,
         }
         deployed = {
-            "job": {"source": "kinesis", "parallelism": self.parallelism.value_as_string},
+            # Python workers as processes: the mode earlier versions' snapshots restore in,
+            # and the one Managed Flink's Python runtime is known to run; thread mode is not
+            # verified there (docs/deploy.md, "Python execution mode").
+            "job": {
+                "source": "kinesis",
+                "parallelism": self.parallelism.value_as_string,
+                "python_execution_mode": "process",
+            },
             "kinesis": stream_arns,
             "archive": {"path": f"s3://{self.bucket.bucket_name}/"},
         }
