@@ -4,10 +4,10 @@ Every stateful operator keeps versioned msgpack bytes (``Types.PRIMITIVE_ARRAY(T
 a Java ``byte[]`` in the snapshot). In process mode PyFlink hands them to Python as ``bytes``.
 In thread mode (``python.execution-mode: thread``, :mod:`flink_jobs.config`'s
 ``job.python_execution_mode``) PyFlink 1.20's state converter turns a ``byte[]`` into a tuple of
-ints, cannot write ``bytes`` back, and fails on an empty value (``tuple(None)``). The interpreter
-it embeds (pemja) maps ``byte[]`` and ``bytes`` itself, so :func:`byte_state` gives a thread-mode
-handle the identity converter: the operator's code and the state's bytes are the same in both
-modes.
+ints, hands ``bytes`` to Java as one too, and fails on an empty value (``tuple(None)``). The
+interpreter it embeds (pemja) maps ``byte[]`` and ``bytes`` itself, so :func:`byte_state` gives
+a thread-mode handle the identity converter: the operator's code and the state's bytes are the
+same in both modes.
 
 A process-mode handle (or anything that is not a thread-mode state) is left as it is:
 
