@@ -19,6 +19,27 @@ from localdev.part_files import read_records
 OUTPUTS = ("scored_windows", "anomalies", "dead_letters")
 
 
+def submit_embedded(
+    events_file: Path,
+    root: Path,
+    parallelism: int,
+    groups: Mapping[str, Mapping[str, str]] | None = None,
+    cluster_options: Mapping[str, str] | None = None,
+):
+    """Submit the job over ``events_file`` (``groups`` override settings, ``cluster_options``
+    configure the minicluster) with outputs under ``root``; returns its ``TableResult`` and
+    its :class:`LocalOutputs`."""
+    os.environ["IS_LOCAL"] = "1"
+    settings = {group: dict(values) for group, values in (groups or {}).items()}
+    settings["job"] = {**settings.get("job", {}), "source": "embedded",
+                       "parallelism": str(parallelism), "out_dir": str(root),
+                       "checkpoint_dir": str(root / "checkpoints")}
+    config = load_config(groups=settings)
+    outputs = LocalOutputs(root)
+    t_env = create_environment(config, local=True, cluster_options=cluster_options)
+    return define_pipeline(t_env, config, local_tables(events_file, outputs)).execute(), outputs
+
+
 def run_embedded(
     events_file: Path,
     root: Path,
@@ -28,15 +49,8 @@ def run_embedded(
     """Run the job over ``events_file`` (``groups`` override settings) with outputs under
     ``root``; returns each of :data:`OUTPUTS`, and the ``entity_evictions``, as a list of
     records."""
-    os.environ["IS_LOCAL"] = "1"
-    settings = {group: dict(values) for group, values in (groups or {}).items()}
-    settings["job"] = {**settings.get("job", {}), "source": "embedded",
-                       "parallelism": str(parallelism), "out_dir": str(root),
-                       "checkpoint_dir": str(root / "checkpoints")}
-    config = load_config(groups=settings)
-    outputs = LocalOutputs(root)
-    t_env = create_environment(config, local=True)
-    define_pipeline(t_env, config, local_tables(events_file, outputs)).execute().wait()
+    result, outputs = submit_embedded(events_file, root, parallelism, groups)
+    result.wait()
     return {
         name: list(read_records(getattr(outputs, name)))
         for name in (*OUTPUTS, "entity_evictions")

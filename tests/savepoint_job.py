@@ -13,13 +13,12 @@ prints ``FAILED:`` and the exception's text (no restarts: a failed restore ends 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
-from flink_jobs.config import load_config
-from flink_jobs.job import LocalOutputs, create_environment, define_pipeline, local_tables
+from embedded_job import submit_embedded
+
 from localdev.part_files import read_records
 
 #: Checkpoints this often, so the first scored windows are committed early in the run.
@@ -28,18 +27,11 @@ CHECKPOINT_INTERVAL_MS = 1000
 
 def submit(events: Path, root: Path, mode: str, savepoint: str | None = None):
     """Submit the job over ``events`` (outputs under ``root``); returns its result and outputs."""
-    os.environ["IS_LOCAL"] = "1"
-    config = load_config(groups={"job": {
-        "source": "embedded", "python_execution_mode": mode, "out_dir": str(root),
-        "checkpoint_dir": str(root / "checkpoints"),
-        "checkpoint_interval_ms": str(CHECKPOINT_INTERVAL_MS),
-    }})
+    job = {"python_execution_mode": mode, "checkpoint_interval_ms": str(CHECKPOINT_INTERVAL_MS)}
     options = {"restart-strategy.type": "none"}
     if savepoint:
         options["execution.savepoint.path"] = savepoint
-    t_env = create_environment(config, local=True, cluster_options=options)
-    outputs = LocalOutputs(root)
-    return define_pipeline(t_env, config, local_tables(events, outputs)).execute(), outputs
+    return submit_embedded(events, root, 1, {"job": job}, options)
 
 
 def stop_once_scoring(events: Path, root: Path, mode: str) -> str:
