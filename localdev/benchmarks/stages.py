@@ -77,6 +77,32 @@ def write_split(events_file: Path, directory: Path, parts: int) -> list[Path]:
     return paths
 
 
+def write_prefix(events_file: Path, path: Path, lines: int) -> int:
+    """Write the first ``lines`` lines of ``events_file`` to ``path``; return how many it had.
+
+    The bench's warm-up input: the start of the same stream.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "events.jsonl").write_text("a\\nb\\nc\\n")
+    >>> write_prefix(root / "events.jsonl", root / "warmup" / "events.jsonl", 2)
+    2
+    >>> (root / "warmup" / "events.jsonl").read_text()
+    'a\\nb\\n'
+    """
+    if lines < 1:
+        raise ValueError("lines must be >= 1")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with events_file.open(encoding="utf-8") as source, path.open("w", encoding="utf-8") as out:
+        for line in source:
+            if written == lines:
+                break
+            out.write(line)
+            written += 1
+    return written
+
+
 def differing_records(first: Iterable[Mapping[str, Any]],
                       second: Iterable[Mapping[str, Any]]) -> int:
     """Records in one list and not the other, order aside (0: the same records).

@@ -2,8 +2,9 @@
 
 GIVEN the stage definitions, an events file and the outputs of two runs;
 THEN the stages are cumulative cuts of the job's graph ending with the job itself, the split
-deals every line exactly once and keeps each file in arrival order, two runs compare equal
-exactly when they hold the same records, and a job's CPU time includes its reaped children.
+deals every line exactly once and keeps each file in arrival order, the warm-up input is the
+stream's first lines, two runs compare equal exactly when they hold the same records, and a
+job's CPU time includes its reaped children.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from localdev.benchmarks.stages import (
     STAGES,
     differing_records,
     latency_summary,
+    write_prefix,
     write_split,
 )
 
@@ -49,6 +51,20 @@ def test_the_split_deals_every_line_once_and_keeps_arrival_order(tmp_path):
     # and a one-way split is the file itself
     [single] = write_split(events, tmp_path / "single", 1)
     assert single.read_text() == events.read_text()
+
+
+def test_the_warm_up_input_is_the_start_of_the_stream(tmp_path):
+    # GIVEN five lines
+    lines = [f'{{"n": {i}}}\n' for i in range(5)]
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(lines))
+    # WHEN the first three, then more than there are, are written as the warm-up input
+    written = write_prefix(events, tmp_path / "warmup" / "events.jsonl", 3)
+    # THEN the warm-up holds the first three lines in order
+    assert written == 3
+    assert (tmp_path / "warmup" / "events.jsonl").read_text() == "".join(lines[:3])
+    assert write_prefix(events, tmp_path / "all.jsonl", 10) == 5
+    assert (tmp_path / "all.jsonl").read_text() == events.read_text()
 
 
 def test_runs_compare_equal_only_with_the_same_records():
