@@ -187,20 +187,23 @@ class ScoreEntityWindows(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Declare the keyed state and register the metrics (:mod:`udfs.operator_metrics`)."""
-        context = runtime_context
-        self.shard_state = byte_state(context.get_state(ValueStateDescriptor("shard", BYTES)))
+        self.shard_state = byte_state(
+            runtime_context.get_state(ValueStateDescriptor("shard", BYTES))
+        )
         self.entity_state = byte_state(
-            context.get_map_state(MapStateDescriptor("entity", Types.STRING(), BYTES))
+            runtime_context.get_map_state(MapStateDescriptor("entity", Types.STRING(), BYTES))
         )
         self.single_value_state = byte_state(
-            context.get_state(ValueStateDescriptor("entities", BYTES))
+            runtime_context.get_state(ValueStateDescriptor("entities", BYTES))
         )
         self.pending_state = byte_state(
-            context.get_map_state(MapStateDescriptor("pending", Types.STRING(), BYTES))
+            runtime_context.get_map_state(MapStateDescriptor("pending", Types.STRING(), BYTES))
         )
-        self.model_state = byte_state(context.get_state(ValueStateDescriptor("model", BYTES)))
+        self.model_state = byte_state(
+            runtime_context.get_state(ValueStateDescriptor("model", BYTES))
+        )
         self.journal_state = byte_state(
-            context.get_list_state(ListStateDescriptor("journal", BYTES))
+            runtime_context.get_list_state(ListStateDescriptor("journal", BYTES))
         )
         # Live objects by shard key, so a row or a timer does not decode megabytes. Flink state
         # stays the source of truth: a restored task starts with empty maps and reads it.
